@@ -1,0 +1,426 @@
+"""Sweep configuration: YAML → typed, frozen config objects → the grid of `RunSpec`s.
+
+Loading follows one order (litgpt's `Config.__post_init__`): fill defaults, validate, then derive.
+Every problem is collected with its key path and reported together; an unknown key names the
+nearest valid one (nanoGPT's configurator refuses unknown keys too). PyYAML reads `1e6` as a string
+(YAML 1.1 wants a dot), so numeric fields accept numeric strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweep.errors import ConfigError, SweepError
+from sweep.flops import param_counts
+from sweep.shape import ACTIVATIONS, NORMS, POSITIONS, ModelShape, default_d_ff, default_heads
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "fp32", "bf16")
+BIN_DTYPES = ("uint8", "uint16")
+
+
+def _choices(*allowed: str) -> dict:
+    return {"choices": allowed}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    corpus: str = "stdlib"  # 'stdlib', a text file, a directory or glob of text files, or a token .bin
+    seq_len: int = 256
+    val_fraction: float = 0.02  # share of documents held out for validation
+    val_tokens: int = 65536  # size of the fixed validation set each evaluation reads
+    chunk_tokens: int = 65536  # a single file or .bin is cut into documents of this many tokens
+    bin_dtype: str = field(default="uint16", metadata=_choices(*BIN_DTYPES))
+    vocab_size: int = 0  # .bin corpora: 0 = largest token + 1; text is always bytes (256)
+
+
+@dataclass(frozen=True)
+class SizeConfig:
+    """One explicit rung of the ladder. n_heads 0 = d_model / head_dim; d_ff 0 = the activation's default."""
+
+    n_layers: int
+    d_model: int
+    n_heads: int = 0
+    d_ff: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    sizes: tuple[SizeConfig, ...] = ()
+    params: tuple[int, ...] = ()  # target non-embedding parameters; shapes from `shape_for_params`
+    norm: str = field(default="rmsnorm", metadata=_choices(*NORMS))
+    activation: str = field(default="gelu", metadata=_choices(*ACTIVATIONS))
+    positions: str = field(default="rotary", metadata=_choices(*POSITIONS))
+    tie_embeddings: bool = True
+    aspect_ratio: int = 32  # d_model / n_layers aimed at by the params rule (nanochat uses 64)
+    head_dim: int = 32
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_tokens: int = 8192
+    lr: Any = (3e-3,)  # a number, a list of numbers (a grid axis), or 'auto' (see `lr_for_params`)
+    warmup: float = 0.05  # share of the run's steps spent warming up linearly
+    min_lr_ratio: float = 0.1  # cosine decays to this share of the peak (Hoffmann et al. 2022)
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    evals: int = 4  # validation evaluations during the run, besides the final one
+    dtype: str = field(default="auto", metadata=_choices(*DTYPES))
+    threads: int = 0  # CPU threads per run; 0 = all cores
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str
+    tokens: tuple[int, ...]
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    seeds: tuple[int, ...] = (0,)
+    train: TrainConfig = TrainConfig()
+    device: str = field(default="auto", metadata=_choices(*DEVICES))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One point of the grid, fully resolved: everything that decides its result."""
+
+    sweep: str
+    shape: ModelShape
+    tokens: int
+    seed: int
+    lr: float
+    train: TrainConfig  # train.lr holds the resolved number too
+    data: DataConfig
+    corpus_sha256: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def run_id(self) -> str:
+        """Readable prefix plus a hash of everything that decides the result. Thread count and device
+        are left out: running the same config again elsewhere skips what is done."""
+        identity = self.to_dict()
+        identity["train"].pop("threads")
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        return f"{self.shape.name}-D{_short_number(self.tokens)}-s{self.seed}-{digest[:8]}"
+
+
+def _short_number(value: float) -> str:
+    mantissa, exponent = f"{value:.3e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+# --- the shape rule and the learning-rate rule ---------------------------------------------------
+
+
+def shape_for_params(target: int, model: ModelConfig, seq_len: int, vocab_size: int) -> ModelShape:
+    """The shape whose non-embedding parameter count is nearest `target`, preferring d_model/n_layers
+    near `model.aspect_ratio`: one size dial, as nanochat derives width from depth. d_model runs over
+    multiples of 16; heads follow `default_heads`.
+    Score: |ln(N / target)| + 0.05·|ln(aspect / wanted aspect)|, so size accuracy comes first."""
+    best, best_score = None, math.inf
+    for n_layers in range(1, 65):
+        for d_model in range(16, 8193, 16):
+            shape = _shape(model, n_layers, d_model, 0, 0, seq_len, vocab_size)
+            n = param_counts(shape).non_embedding
+            score = abs(math.log(n / target)) + 0.05 * abs(math.log(d_model / n_layers / model.aspect_ratio))
+            if score < best_score:
+                best, best_score = shape, score
+            if n > 2 * target:
+                break
+    return best
+
+
+def lr_for_params(non_embedding_params: int) -> float:
+    """Kaplan et al. 2020, App. D.6, eq. D.1: LR(N) ≈ 0.003239 − 0.0001395·ln N, for Adam with warmup
+    and decay; N non-embedding parameters."""
+    return 0.003239 - 0.0001395 * math.log(non_embedding_params)
+
+
+def _shape(model: ModelConfig, n_layers, d_model, n_heads, d_ff, seq_len, vocab_size) -> ModelShape:
+    return ModelShape(
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads or default_heads(d_model, model.head_dim),
+        d_ff=d_ff or default_d_ff(d_model, model.activation),
+        vocab_size=vocab_size,
+        seq_len=seq_len,
+        norm=model.norm,
+        activation=model.activation,
+        positions=model.positions,
+        tie_embeddings=model.tie_embeddings,
+    )
+
+
+def model_shapes(config: SweepConfig, vocab_size: int = 256) -> list[ModelShape]:
+    """The ladder, smallest first, in the order given."""
+    model, seq_len = config.model, config.data.seq_len
+    if model.sizes:
+        return [_shape(model, s.n_layers, s.d_model, s.n_heads, s.d_ff, seq_len, vocab_size) for s in model.sizes]
+    return [shape_for_params(n, model, seq_len, vocab_size) for n in model.params]
+
+
+def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) -> list[RunSpec]:
+    """The grid: sizes × tokens × learning rates × seeds, small and short runs first."""
+    specs = []
+    for shape, tokens in itertools.product(model_shapes(config, vocab_size), config.tokens):
+        lrs = config.train.lr
+        if lrs == "auto":
+            lrs = (lr_for_params(param_counts(shape).non_embedding),)
+        for lr, seed in itertools.product(lrs, config.seeds):
+            train = dataclasses.replace(config.train, lr=lr)
+            specs.append(RunSpec(config.name, shape, tokens, seed, lr, train, config.data, corpus_sha256))
+    return specs
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> SweepConfig:
+    """Read a sweep YAML, apply `--set key.path=value` overrides, validate everything at once."""
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SweepError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError:
+        raise SweepError(f"{path}: not a text file") from None
+    if not isinstance(raw, dict):
+        raise SweepError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    for override in overrides:
+        _apply_override(raw, override)
+    return parse_config(raw)
+
+
+def parse_config(raw: dict) -> SweepConfig:
+    problems: list[str] = []
+    config = _build(SweepConfig, raw, "", problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _apply_override(raw: dict, override: str) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise SweepError(f"--set {override!r}: expected key.path=value, e.g. train.lr=1e-3")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    node: Any = raw
+    parts = key.strip().split(".")
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise SweepError(f"--set {key}: {'.'.join(parts[:depth])} has no item {part!r}")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise SweepError(f"--set {key}: {'.'.join(parts[:depth])} is not a mapping")
+        if last:
+            node[part] = value
+        else:
+            if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+
+
+def _build(cls, raw: Any, path: str, problems: list[str]):
+    """Build dataclass `cls` from a mapping; append every problem to `problems`; None if any."""
+    where = path or "config"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected a mapping, got {_kind(raw)}")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values, before = {}, len(problems)
+    for key, value in raw.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(fields)}"
+            problems.append(f"{key_path}: unknown key{hint}")
+            continue
+        values[key] = _coerce(value, hints[key], fields[key], key_path, problems)
+    for name, f in fields.items():
+        if name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append(f"{path + '.' if path else ''}{name}: required key is missing")
+    if len(problems) > before:
+        return None
+    built = cls(**values)
+    check = _CHECKS.get(cls)
+    if check:
+        check(built, path, problems)
+    return built
+
+
+def _coerce(value: Any, hint: Any, f: dataclasses.Field, path: str, problems: list[str]):
+    if f.name == "lr" and hint is Any:
+        return _coerce_lr(value, path, problems)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path, problems)
+    if typing.get_origin(hint) is tuple:
+        item_hint = typing.get_args(hint)[0]
+        items = value if isinstance(value, list) else [value]
+        return tuple(_coerce(item, item_hint, f, f"{path}[{i}]", problems) for i, item in enumerate(items))
+    if hint is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{path}: expected true or false, got {_kind(value)}")
+        return value
+    if hint in (int, float):
+        number = _number(value)
+        if number is None or (hint is int and not float(number).is_integer()):
+            problems.append(f"{path}: expected {'an integer' if hint is int else 'a number'}, got {_kind(value)}")
+            return None
+        return int(number) if hint is int else float(number)
+    if hint is str:
+        if not isinstance(value, str):
+            problems.append(f"{path}: expected a string, got {_kind(value)}")
+            return None
+        allowed = f.metadata.get("choices")
+        if allowed and value not in allowed:
+            problems.append(f"{path}: {value!r} is not one of {', '.join(allowed)}")
+        return value
+    raise TypeError(f"no coercion for {hint}")  # a programming error, not a user's
+
+
+def _coerce_lr(value: Any, path: str, problems: list[str]):
+    if value == "auto":
+        return "auto"
+    items = value if isinstance(value, list) else [value]
+    numbers = [_number(item) for item in items]
+    if not items or any(n is None or n <= 0 for n in numbers):
+        problems.append(f"{path}: expected a positive number, a list of them, or 'auto', got {value!r}")
+        return None
+    return tuple(float(n) for n in numbers)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, (dict, list)):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _need(problems: list[str], ok: bool, message: str) -> None:
+    if not ok:
+        problems.append(message)
+
+
+def _check_data(data: DataConfig, path: str, problems: list[str]) -> None:
+    need = lambda ok, message: _need(problems, ok, f"{path}.{message}")  # noqa: E731
+    need(bool(data.corpus.strip()), "corpus: must name 'stdlib' or a path")
+    need(data.seq_len >= 8, f"seq_len: {data.seq_len} is too short (at least 8)")
+    need(0 < data.val_fraction < 0.5, f"val_fraction: {data.val_fraction} must be between 0 and 0.5")
+    need(data.val_tokens >= data.seq_len, f"val_tokens: {data.val_tokens} is less than one sequence ({data.seq_len})")
+    need(data.chunk_tokens >= 2 * data.seq_len, f"chunk_tokens: {data.chunk_tokens} must be at least 2 × seq_len")
+    need(data.vocab_size >= 0, f"vocab_size: {data.vocab_size} must be 0 (auto) or positive")
+
+
+def _check_model(model: ModelConfig, path: str, problems: list[str]) -> None:
+    need = lambda ok, message: _need(problems, ok, f"{path}{message}")  # noqa: E731
+    need(bool(model.sizes) != bool(model.params),
+         ": give exactly one of 'sizes' (explicit shapes) or 'params' (target non-embedding params)")
+    need(model.aspect_ratio >= 1, f".aspect_ratio: {model.aspect_ratio} must be at least 1")
+    need(model.head_dim >= 2 and model.head_dim % 2 == 0, f".head_dim: {model.head_dim} must be even and at least 2")
+    for i, n in enumerate(model.params):
+        need(n >= 1000, f".params[{i}]: {n} is too small (at least 1000 non-embedding parameters)")
+    for i, size in enumerate(model.sizes):
+        where = f".sizes[{i}]"
+        sane = size.n_layers >= 1 and size.d_model >= 1 and size.n_heads >= 0 and size.d_ff >= 0
+        need(size.n_layers >= 1, f"{where}.n_layers: {size.n_layers} must be at least 1")
+        need(size.d_model >= 1, f"{where}.d_model: {size.d_model} must be at least 1")
+        need(size.n_heads >= 0, f"{where}.n_heads: {size.n_heads} must be positive")
+        need(size.d_ff >= 0, f"{where}.d_ff: {size.d_ff} must be positive")
+        if not sane:
+            continue
+        heads = size.n_heads or default_heads(size.d_model, model.head_dim)
+        need(size.d_model % heads == 0, f"{where}: d_model {size.d_model} is not divisible by n_heads {heads}")
+        rotary_ok = model.positions != "rotary" or size.d_model % heads or (size.d_model // heads) % 2 == 0
+        need(rotary_ok, f"{where}: rotary positions need an even head size, got d_model/n_heads = {size.d_model / heads:g}")
+
+
+def _check_train(train: TrainConfig, path: str, problems: list[str]) -> None:
+    need = lambda ok, message: _need(problems, ok, f"{path}.{message}")  # noqa: E731
+    need(train.batch_tokens >= 1, f"batch_tokens: {train.batch_tokens} must be positive")
+    need(0 <= train.warmup < 1, f"warmup: {train.warmup} must be a share of the steps in [0, 1)")
+    need(0 <= train.min_lr_ratio <= 1, f"min_lr_ratio: {train.min_lr_ratio} must be in [0, 1]")
+    need(train.weight_decay >= 0, f"weight_decay: {train.weight_decay} must be non-negative")
+    need(train.grad_clip >= 0, f"grad_clip: {train.grad_clip} must be non-negative (0 turns it off)")
+    need(0 <= train.beta1 < 1, f"beta1: {train.beta1} must be in [0, 1)")
+    need(0 <= train.beta2 < 1, f"beta2: {train.beta2} must be in [0, 1)")
+    need(train.evals >= 0, f"evals: {train.evals} must be non-negative")
+    need(train.threads >= 0, f"threads: {train.threads} must be non-negative (0 = all cores)")
+
+
+def _check_sweep(config: SweepConfig, path: str, problems: list[str]) -> None:
+    """Rules that span sections; runs only when every section built."""
+    need = lambda ok, message: _need(problems, ok, message)  # noqa: E731
+    need(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", config.name)),
+         f"name: {config.name!r} must be letters, digits, '_', '-' or '.' (it names a directory)")
+    need(bool(config.tokens), "tokens: give at least one training-token budget")
+    batch, seq_len = config.train.batch_tokens, config.data.seq_len
+    for i, tokens in enumerate(config.tokens):
+        need(tokens >= batch, f"tokens[{i}]: {tokens:g} is less than one batch (train.batch_tokens = {batch})")
+    need(bool(config.seeds), "seeds: give at least one seed")
+    need(len(set(config.seeds)) == len(config.seeds), "seeds: repeated seed")
+    need(all(s >= 0 for s in config.seeds), "seeds: must be non-negative")
+    need(batch % seq_len == 0, f"train.batch_tokens: {batch} must be a multiple of data.seq_len ({seq_len})")
+
+
+_CHECKS = {DataConfig: _check_data, ModelConfig: _check_model, TrainConfig: _check_train, SweepConfig: _check_sweep}
+
+
+def spec_from_dict(record: dict) -> RunSpec:
+    """Inverse of `RunSpec.to_dict`, for specs read back from the store."""
+    train = dict(record["train"])
+    return RunSpec(
+        sweep=record["sweep"],
+        shape=ModelShape(**record["shape"]),
+        tokens=record["tokens"],
+        seed=record["seed"],
+        lr=record["lr"],
+        train=TrainConfig(**train),
+        data=DataConfig(**record["data"]),
+        corpus_sha256=record.get("corpus_sha256", ""),
+    )
+
+
+__all__ = [
+    "DataConfig", "SizeConfig", "ModelConfig", "TrainConfig", "SweepConfig", "RunSpec",
+    "load_config", "parse_config", "expand", "model_shapes", "shape_for_params", "lr_for_params",
+    "spec_from_dict",
+]

@@ -1,0 +1,17 @@
+"""Errors a user can fix. The CLI prints their message and exits with code 2, without a traceback."""
+
+
+class SweepError(Exception):
+    """Bad input: a config, a command-line value, a path or a table. The message names the problem."""
+
+
+class ConfigError(SweepError):
+    """One or more problems in a sweep config, each prefixed by its key path."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class InputError(SweepError):
+    """A table, a store or a file given to a command cannot be used as it is."""

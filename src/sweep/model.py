@@ -1,0 +1,123 @@
+"""A pre-norm, decoder-only Transformer built from a `ModelShape` (after nanoGPT's model.py).
+
+No biases anywhere, so `flops.param_counts` stays a short formula that a test holds equal to
+`sum(p.numel())`. Attention goes through `F.scaled_dot_product_attention`, which picks flash or
+memory-efficient kernels where the device has them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sweep.shape import ModelShape
+
+
+def make_norm(shape: ModelShape) -> nn.Module:
+    if shape.norm == "rmsnorm":
+        return nn.RMSNorm(shape.d_model, eps=1e-6)
+    return nn.LayerNorm(shape.d_model, bias=False)
+
+
+def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angles (Su et al. 2021, RoFormer eq. 34), each (T, head_dim/2)."""
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (i, i + head_dim/2) of x (B, H, T, head_dim), GPT-NeoX style."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    cos, sin = cos[: x.shape[-2]].to(x.dtype), sin[: x.shape[-2]].to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, shape: ModelShape):
+        super().__init__()
+        self.n_heads = shape.n_heads
+        self.qkv = nn.Linear(shape.d_model, 3 * shape.d_model, bias=False)
+        self.proj = nn.Linear(shape.d_model, shape.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        batch, seq, channels = x.shape  # (B, T, C)
+        q, k, v = self.qkv(x).split(channels, dim=2)
+        # (B, T, C) -> (B, H, T, C/H)
+        q, k, v = (t.view(batch, seq, self.n_heads, channels // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.proj(y.transpose(1, 2).contiguous().view(batch, seq, channels))
+
+
+class MLP(nn.Module):
+    def __init__(self, shape: ModelShape):
+        super().__init__()
+        self.swiglu = shape.activation == "swiglu"
+        self.up = nn.Linear(shape.d_model, shape.d_ff, bias=False)
+        self.gate = nn.Linear(shape.d_model, shape.d_ff, bias=False) if self.swiglu else None
+        self.down = nn.Linear(shape.d_ff, shape.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.swiglu:  # Shazeer 2020, "GLU Variants Improve Transformer": (Swish(xW) ⊙ xV)W2
+            return self.down(F.silu(self.gate(x)) * self.up(x))
+        return self.down(F.gelu(self.up(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, shape: ModelShape):
+        super().__init__()
+        self.norm_attn = make_norm(shape)
+        self.attn = CausalSelfAttention(shape)
+        self.norm_mlp = make_norm(shape)
+        self.mlp = MLP(shape)
+
+    def forward(self, x: torch.Tensor, rotary) -> torch.Tensor:
+        x = x + self.attn(self.norm_attn(x), rotary)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, shape: ModelShape):
+        super().__init__()
+        self.shape = shape
+        self.token_embedding = nn.Embedding(shape.vocab_size, shape.d_model)
+        self.position_embedding = nn.Embedding(shape.seq_len, shape.d_model) if shape.positions == "learned" else None
+        self.blocks = nn.ModuleList(Block(shape) for _ in range(shape.n_layers))
+        self.norm_final = make_norm(shape)
+        self.head = nn.Linear(shape.d_model, shape.vocab_size, bias=False)
+        if shape.tie_embeddings:
+            self.head.weight = self.token_embedding.weight  # Press & Wolf 2017
+        if shape.positions == "rotary":
+            cos, sin = rotary_tables(shape.seq_len, shape.head_dim)
+            self.register_buffer("rotary_cos", cos, persistent=False)
+            self.register_buffer("rotary_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        # GPT-2: residual projections scaled by 1/sqrt(2·layers) so the residual stream's variance
+        # does not grow with depth (Radford et al. 2019, §2.3).
+        for name, param in self.named_parameters():
+            if name.endswith(("attn.proj.weight", "mlp.down.weight")):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * shape.n_layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) token ids → logits (B, T, V), or the mean cross-entropy if targets are given."""
+        x = self.token_embedding(idx)  # (B, T, C)
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(torch.arange(idx.shape[1], device=idx.device))
+        rotary = (self.rotary_cos, self.rotary_sin) if self.shape.positions == "rotary" else None
+        for block in self.blocks:
+            x = block(x, rotary)
+        logits = self.head(self.norm_final(x))
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1))

@@ -1,0 +1,97 @@
+"""What a sweep shows while it runs: rich progress bars on a terminal, plain timestamped lines in
+batch jobs, nohup and CI. Both implement `executors.Reporter`; the console comes from the CLI."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sweep.config import RunSpec
+from sweep.flops import flops_per_token
+
+
+def _run_flops(spec: RunSpec) -> int:
+    return flops_per_token(spec.shape, "6n") * spec.tokens
+
+
+def _outcome_text(record: dict) -> str:
+    if record["status"] == "done":
+        return (f"done: loss {record['loss']:.4f} ({record['bpb']:.3f} bpb) in {record['wall_s']:.1f} s, "
+                f"{record['tokens_per_s']:,.0f} tokens/s")
+    return f"{record['status']}: {record.get('reason')}"
+
+
+class PlainReporter:
+    """One timestamped line per event; nothing that needs a terminal."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def _line(self, text: str) -> None:
+        self.console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", markup=False, highlight=False,
+                           soft_wrap=True)
+
+    def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec]) -> None:
+        self._line(f"sweep {specs[0].sweep}: {len(specs)} runs, {len(specs) - len(todo)} already finished, "
+                   f"{len(todo)} to train")
+
+    def run_started(self, spec: RunSpec, index: int, count: int) -> None:
+        self._line(f"run {index + 1}/{count} {spec.run_id}: start")
+
+    def run_progress(self, spec: RunSpec, row: dict) -> None:
+        if "val_loss" in row:
+            rate = row["tokens"] / max(row["elapsed_s"], 1e-9)
+            self._line(f"  {spec.run_id}: step {row['step']}/{row['steps']} tokens {row['tokens']:,} "
+                       f"train {row['train_loss']:.4f} val {row['val_loss']:.4f} {rate:,.0f} tokens/s")
+
+    def run_finished(self, spec: RunSpec, record: dict) -> None:
+        self._line(f"  {spec.run_id}: {_outcome_text(record)}")
+
+
+class RichReporter:
+    """Two bars: the sweep (runs done of total; ETA from FLOPs left) and the current run."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.sweep_task = self.run_task = None
+        self.runs_done = 0
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec]) -> None:
+        self.console.print(f"sweep [bold]{specs[0].sweep}[/]: {len(specs)} runs, "
+                           f"{len(specs) - len(todo)} already finished, {len(todo)} to train")
+        # Progress in FLOPs, so the time left accounts for big runs being slow.
+        self.todo_count = len(todo)
+        self.sweep_task = self.progress.add_task("sweep", total=sum(_run_flops(s) for s in todo) or 1,
+                                                 info=f"runs 0/{len(todo)}")
+
+    def run_started(self, spec: RunSpec, index: int, count: int) -> None:
+        if self.run_task is not None:
+            self.progress.remove_task(self.run_task)
+        self.run_task = self.progress.add_task(spec.run_id, total=spec.tokens, info="")
+        self.sweep_base = self.progress.tasks[self.sweep_task].completed
+
+    def run_progress(self, spec: RunSpec, row: dict) -> None:
+        rate = row["tokens"] / max(row["elapsed_s"], 1e-9)
+        info = f"{row['tokens']:,}/{spec.tokens:,} tokens  loss {row['train_loss']:.3f}  {rate:,.0f} tok/s"
+        self.progress.update(self.run_task, completed=min(row["tokens"], spec.tokens), info=info)
+        done_flops = _run_flops(spec) * min(1.0, row["tokens"] / spec.tokens)
+        self.progress.update(self.sweep_task, completed=self.sweep_base + done_flops)
+
+    def run_finished(self, spec: RunSpec, record: dict) -> None:
+        self.runs_done += 1
+        self.progress.update(self.sweep_task, completed=self.sweep_base + _run_flops(spec),
+                             info=f"runs {self.runs_done}/{self.todo_count}")
+        self.progress.console.print(f"{spec.run_id}: {_outcome_text(record)}", highlight=False)

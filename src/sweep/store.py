@@ -1,0 +1,189 @@
+"""The run store on disk, and `load_runs` that reads it back as a DataFrame.
+
+Layout, one directory per run:
+
+    <store>/<sweep>/<run_id>/spec.json      the resolved RunSpec (written before training starts)
+                             status.json    {"status", "attempts", "updated_at", "host", "pid", "reason"}
+                             metrics.jsonl  one row per logging interval / evaluation
+                             result.json    the final record (written once, when the run ends)
+
+Every JSON file is written to a temporary file and renamed into place, so a reader sees the old
+file or the new one, never half of one. Metrics lines are appended whole and flushed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from sweep.config import RunSpec, spec_from_dict
+from sweep.errors import SweepError
+from sweep.flops import param_counts, training_flops
+
+STATUSES = ("pending", "running", "done", "failed", "diverged")
+FINISHED = ("done", "failed", "diverged")
+
+COLUMNS = [
+    "run_id", "sweep", "status", "n_layers", "d_model", "n_heads", "d_ff", "params", "params_total",
+    "params_embedding", "tokens", "seed", "lr", "flops", "flops_6nd_total", "flops_attn", "flops_matmul",
+    "loss", "bpb", "train_loss", "epochs", "wall_s", "tokens_per_s", "peak_mem_bytes", "device", "dtype",
+    "attempts", "reason",
+]
+
+
+def write_json(path: Path, obj: dict) -> None:
+    """Atomically replace `path` with `obj` as JSON: write a temporary file, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object in `path`, or None if it is missing or unreadable (a warning says which)."""
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        warnings.warn(f"{path}: unreadable ({err}); the run shows as incomplete", stacklevel=2)
+        return None
+    if not isinstance(obj, dict):
+        warnings.warn(f"{path}: not a JSON object; the run shows as incomplete", stacklevel=2)
+        return None
+    return obj
+
+
+def spec_columns(spec: RunSpec) -> dict:
+    """What the spec alone says about a run: shape, sizes and FLOPs of its token budget."""
+    counts = param_counts(spec.shape)
+    return {
+        "run_id": spec.run_id, "sweep": spec.sweep, "n_layers": spec.shape.n_layers,
+        "d_model": spec.shape.d_model, "n_heads": spec.shape.n_heads, "d_ff": spec.shape.d_ff,
+        "params": counts.non_embedding, "params_total": counts.total, "params_embedding": counts.embedding,
+        "tokens": spec.tokens, "seed": spec.seed, "lr": spec.lr,
+        **training_flops(spec.shape, spec.tokens),
+    }
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return self.root / spec.sweep / spec.run_id
+
+    def status(self, spec: RunSpec) -> dict:
+        return read_json(self.run_dir(spec) / "status.json") or {"status": "pending", "attempts": 0}
+
+    def register(self, spec: RunSpec) -> None:
+        """Create the run's directory with its spec, unless it exists; never touches a run's results."""
+        run_dir = self.run_dir(spec)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if read_json(run_dir / "spec.json") is None:
+            write_json(run_dir / "spec.json", spec.to_dict())
+        if not (run_dir / "status.json").exists():
+            self.set_status(spec, "pending")
+
+    def set_status(self, spec: RunSpec, status: str, *, attempt: bool = False, reason: str | None = None) -> None:
+        assert status in STATUSES, status
+        previous = self.status(spec)
+        write_json(self.run_dir(spec) / "status.json", {
+            "status": status,
+            "attempts": previous.get("attempts", 0) + (1 if attempt else 0),
+            "updated_at": time.time(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "reason": reason,
+        })
+
+    def start_metrics(self, spec: RunSpec) -> None:
+        """A fresh metrics log for a new attempt: the old one's rows belong to a run that did not finish."""
+        (self.run_dir(spec) / "metrics.jsonl").unlink(missing_ok=True)
+
+    def append_metrics(self, spec: RunSpec, row: dict) -> None:
+        line = json.dumps(row, sort_keys=True) + "\n"
+        with open(self.run_dir(spec) / "metrics.jsonl", "a") as f:
+            f.write(line)
+            f.flush()
+
+    def finish(self, spec: RunSpec, record: dict) -> None:
+        """Write the final record, then the status that points readers at it."""
+        write_json(self.run_dir(spec) / "result.json", record)
+        self.set_status(spec, record["status"], reason=record.get("reason"))
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """Rows of metrics.jsonl; a truncated or corrupt line (a killed writer) is skipped with a warning."""
+    rows = []
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return rows
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            warnings.warn(f"{path}:{number}: truncated or corrupt line skipped", stacklevel=2)
+    return rows
+
+
+def _run_dirs(path: Path) -> Iterator[Path]:
+    """Run directories under a store root (<root>/<sweep>/<run>) or under one sweep (<sweep>/<run>)."""
+    if (path / "spec.json").exists():
+        yield path
+        return
+    for child in sorted(path.iterdir()):
+        if child.is_dir() and (child / "spec.json").exists():
+            yield child
+        elif child.is_dir() and not child.name.startswith("."):
+            yield from (run for run in sorted(child.iterdir()) if (run / "spec.json").exists())
+
+
+def load_runs(path: str | Path, sweep: str | None = None) -> pd.DataFrame:
+    """One row per run in the store (or sweep directory) at `path`, columns `COLUMNS`.
+    Runs whose files are missing or corrupt still appear, with what could be read."""
+    path = Path(path)
+    if not path.is_dir():
+        raise SweepError(f"run store not found: {path} is not a directory")
+    rows = [row for run_dir in _run_dirs(path) if (row := _run_row(run_dir)) is not None]
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if sweep is not None:
+        frame = frame[frame["sweep"] == sweep].reset_index(drop=True)
+    return frame
+
+
+def _run_row(run_dir: Path) -> dict | None:
+    raw_spec = read_json(run_dir / "spec.json")
+    if raw_spec is None:
+        return None
+    try:
+        row = spec_columns(spec_from_dict(raw_spec))
+    except (KeyError, TypeError, ValueError) as err:
+        warnings.warn(f"{run_dir / 'spec.json'}: not a run spec ({err}); skipped", stacklevel=2)
+        return None
+    status = read_json(run_dir / "status.json") or {}
+    row["status"] = status.get("status", "pending")
+    row["attempts"] = status.get("attempts", 0)
+    row["reason"] = status.get("reason")
+    result = read_json(run_dir / "result.json")
+    if result is not None:
+        row.update({key: result[key] for key in COLUMNS if key in result})
+    elif row["status"] in FINISHED:
+        warnings.warn(f"{run_dir}: status {row['status']!r} but no readable result.json; shown as incomplete",
+                      stacklevel=2)
+        row["status"] = "pending"
+    if row.get("loss") is not None and "bpb" not in row:
+        row["bpb"] = row["loss"] / math.log(2)
+    return row

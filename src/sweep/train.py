@@ -1,0 +1,228 @@
+"""Train one run: `train(spec, corpus, device, log) -> RunResult`. One readable loop (nanoGPT train.py).
+
+AdamW, linear warmup then cosine decay over the run's own token budget (Hoffmann et al. 2022: a
+cosine longer than the run overestimates the loss of short runs), gradient clipping, weight decay on
+matrices only, bf16 autocast where chosen. On CPU a given seed and thread count give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from sweep.config import RunSpec
+from sweep.data import Corpus, get_batch, validation_set
+from sweep.flops import flops_per_token
+from sweep.model import GPT
+
+Log = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # 'done' or 'diverged'
+    steps: int
+    tokens: int  # tokens trained on: steps × batch_tokens
+    loss: float | None  # final validation loss, nats per token
+    train_loss: float | None  # mean training loss over the last logged interval
+    wall_s: float
+    tokens_per_s: float
+    peak_mem_bytes: int | None
+    dtype: str
+    reason: str | None = None  # why a run diverged
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """'auto' is bf16 on CUDA and fp32 on CPU."""
+    if name == "bf16" or (name == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return torch.float32
+
+
+def lr_at(step: int, steps: int, peak_lr: float, warmup: float, min_lr_ratio: float) -> float:
+    """Learning rate for `step` (0-based) of `steps`: linear warmup over the first `warmup` share of
+    steps, then cosine decay to `min_lr_ratio × peak_lr` at the last step."""
+    warmup_steps = int(warmup * steps)
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, steps - 1 - warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return peak_lr * (min_lr_ratio + (1 - min_lr_ratio) * cosine)
+
+
+def eval_steps(steps: int, evals: int) -> set[int]:
+    """Steps after which validation loss is measured: `evals` evenly spaced ones and the last."""
+    return {round(steps * k / (evals + 1)) for k in range(1, evals + 1)} - {0} | {steps}
+
+
+def make_optimizer(model: GPT, spec: RunSpec, device: torch.device) -> torch.optim.AdamW:
+    """Weight decay on matrices (and embeddings) only, not on norm weights (nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": spec.train.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=spec.lr, betas=(spec.train.beta1, spec.train.beta2), fused=fused)
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def evaluate(model: GPT, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
+             dtype: torch.dtype) -> float:
+    """Mean loss per token over the fixed validation windows x, y (n, T)."""
+    model.eval()
+    total = torch.zeros((), device=device)
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        with autocast(device, dtype):
+            total += model(xb, yb).float() * len(xb)
+    model.train()
+    return total.item() / len(x)
+
+
+class PeakMemory:
+    """Peak memory of this process during a run: CUDA's allocator peak, or on Linux the resident-set
+    high-water mark (VmHWM), reset at the start through /proc/self/clear_refs (Linux ≥ 4.0)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass  # without the reset the peak covers the whole process; still an upper bound
+
+    def read(self) -> int | None:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device)
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda row: None,
+          progress: Log = lambda row: None) -> RunResult:
+    """Train `spec` on `corpus`. `log` gets one metrics row per logging interval and evaluation
+    (step, tokens, flops, train_loss, val_loss, lr, elapsed_s); `progress` gets the same rows, for display."""
+    if spec.train.threads:
+        torch.set_num_threads(spec.train.threads)
+    started = time.perf_counter()
+    memory = PeakMemory(device)
+    dtype = resolve_dtype(spec.train.dtype, device)
+    torch.manual_seed(spec.seed)
+    model = GPT(spec.shape).to(device)
+    optimizer = make_optimizer(model, spec, device)
+    generator = torch.Generator().manual_seed(spec.seed)
+    val_x, val_y = validation_set(corpus.val, spec.shape.seq_len, spec.data.val_tokens)
+
+    batch_size = spec.train.batch_tokens // spec.shape.seq_len
+    steps = max(1, round(spec.tokens / spec.train.batch_tokens))
+    flops_per_step = flops_per_token(spec.shape, "6n") * spec.train.batch_tokens
+    evaluate_after = eval_steps(steps, spec.train.evals)
+    log_every = max(1, steps // 100)
+    loss_sum, loss_count, first_loss, train_loss, val_loss = torch.zeros((), device=device), 0, None, None, None
+
+    for step in range(steps):
+        lr = lr_at(step, steps, spec.lr, spec.train.warmup, spec.train.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device)
+        with autocast(device, dtype):
+            loss = model(x, y)
+        loss.backward()
+        if spec.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.train.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach()
+        loss_count += 1
+
+        done = step + 1
+        if done % log_every and done not in evaluate_after:
+            continue
+        train_loss = loss_sum.item() / loss_count  # the only host sync: once per logging interval
+        loss_sum, loss_count = torch.zeros((), device=device), 0
+        first_loss = first_loss or train_loss
+        row = {"step": done, "tokens": done * spec.train.batch_tokens, "flops": done * flops_per_step,
+               "train_loss": train_loss, "lr": lr, "elapsed_s": round(time.perf_counter() - started, 3)}
+        reason = _divergence(train_loss, first_loss, done, steps, spec.train.warmup)
+        if reason is None and done in evaluate_after:
+            val_loss = evaluate(model, val_x, val_y, batch_size, device, dtype)
+            row["val_loss"] = val_loss
+            if not math.isfinite(val_loss):
+                reason = f"validation loss became {val_loss} at step {done}"
+        log(row)
+        progress({**row, "steps": steps})
+        if reason:
+            return _result("diverged", spec, done, None, train_loss, started, memory, dtype, reason)
+    return _result("done", spec, steps, val_loss, train_loss, started, memory, dtype)
+
+
+def _divergence(train_loss: float, first_loss: float, step: int, steps: int, warmup: float) -> str | None:
+    """A reason to stop, or None. Exploding means the loss climbed well above where it started,
+    after warmup (early spikes during warmup are common and recover)."""
+    if not math.isfinite(train_loss):
+        return f"training loss became {train_loss} at step {step}"
+    if step > warmup * steps and train_loss > 1.5 * first_loss:
+        return f"training loss exploded to {train_loss:.3f} at step {step} (started at {first_loss:.3f})"
+    return None
+
+
+def _result(status, spec, steps, val_loss, train_loss, started, memory, dtype, reason=None) -> RunResult:
+    wall_s = time.perf_counter() - started
+    tokens = steps * spec.train.batch_tokens
+    return RunResult(status=status, steps=steps, tokens=tokens, loss=val_loss, train_loss=train_loss,
+                     wall_s=wall_s, tokens_per_s=tokens / wall_s, peak_mem_bytes=memory.read(),
+                     dtype="bf16" if dtype == torch.bfloat16 else "fp32", reason=reason)
+
+
+def measure_step_seconds(spec: RunSpec, corpus: Corpus, device: torch.device, steps: int = 2) -> float:
+    """Median seconds of one training step of `spec`'s shape, after one warm-up step: the same step
+    `train` runs. Used to estimate how long a sweep will take."""
+    if spec.train.threads:
+        torch.set_num_threads(spec.train.threads)
+    dtype = resolve_dtype(spec.train.dtype, device)
+    model = GPT(spec.shape).to(device)
+    optimizer = make_optimizer(model, spec, device)
+    generator = torch.Generator().manual_seed(0)
+    batch_size = spec.train.batch_tokens // spec.shape.seq_len
+    times = []
+    for _ in range(steps + 1):
+        begin = time.perf_counter()
+        x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device)
+        with autocast(device, dtype):
+            loss = model(x, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()
+        times.append(time.perf_counter() - begin)
+    return sorted(times[1:])[len(times[1:]) // 2]

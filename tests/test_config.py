@@ -1,0 +1,151 @@
+import math
+
+import pytest
+
+from sweep.config import ModelConfig, expand, load_config, lr_for_params, parse_config, shape_for_params
+from sweep.errors import ConfigError, SweepError
+from sweep.flops import param_counts
+
+from conftest import REPO, tiny_config
+
+
+def problems_of(raw: dict) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    return info.value.problems
+
+
+def test_numbers_written_as_yaml_strings_parse():
+    config = parse_config(tiny_config("stdlib", tokens=["1e6", 3e6, 2_000_000]))
+    assert config.tokens == (1_000_000, 3_000_000, 2_000_000)
+    assert config.train.lr == (0.01,)
+
+
+def test_shipped_configs_load():
+    for name in ("quickstart", "smoke"):
+        config = load_config(REPO / "configs" / f"{name}.yaml")
+        assert config.name == name
+        assert len(expand(config)) >= 4
+
+
+def test_grid_is_sizes_by_tokens_by_lrs_by_seeds():
+    raw = tiny_config("stdlib", seeds=[0, 1])
+    raw["train"]["lr"] = [1e-3, 3e-3, 1e-2]
+    specs = expand(parse_config(raw))
+    assert len(specs) == 2 * 2 * 3 * 2
+    assert len({spec.run_id for spec in specs}) == len(specs)
+
+
+def test_run_id_is_stable_and_follows_what_decides_the_result():
+    base = expand(parse_config(tiny_config("stdlib")))[0]
+    again = expand(parse_config(tiny_config("stdlib")))[0]
+    assert base.run_id == again.run_id
+    assert base.run_id.startswith("L1-d16-h2-D8.192e3-s0-")
+    raw = tiny_config("stdlib")
+    raw["train"]["lr"] = 2e-2
+    assert expand(parse_config(raw))[0].run_id != base.run_id
+    raw = tiny_config("stdlib")
+    raw["train"]["threads"] = 1  # how many threads ran it does not change what the run is
+    assert expand(parse_config(raw))[0].run_id == base.run_id
+
+
+def test_unknown_key_names_the_nearest_valid_key():
+    raw = tiny_config("stdlib")
+    raw["model"]["sizes"][0]["d_modle"] = 64
+    raw["trian"] = {}
+    found = problems_of(raw)
+    assert "model.sizes[0].d_modle: unknown key; did you mean 'd_model'?" in found
+    assert "trian: unknown key; did you mean 'train'?" in found
+
+
+@pytest.mark.parametrize("section, key, value, expected", [
+    ("train", "batch_tokens", "lots", "train.batch_tokens: expected an integer, got str 'lots'"),
+    ("train", "batch_tokens", 10.5, "train.batch_tokens: expected an integer, got float 10.5"),
+    ("train", "lr", "fast", "train.lr: expected a positive number, a list of them, or 'auto'"),
+    ("train", "lr", -1, "train.lr: expected a positive number"),
+    ("train", "warmup", 1.5, "train.warmup: 1.5 must be a share of the steps in [0, 1)"),
+    ("model", "norm", "batchnorm", "model.norm: 'batchnorm' is not one of layernorm, rmsnorm"),
+    ("model", "tie_embeddings", "yes", "model.tie_embeddings: expected true or false"),
+    ("data", "seq_len", 4, "data.seq_len: 4 is too short"),
+    ("data", "val_fraction", 0.9, "data.val_fraction: 0.9 must be between 0 and 0.5"),
+])
+def test_wrong_values_are_named_with_their_key_path(section, key, value, expected):
+    raw = tiny_config("stdlib")
+    raw[section][key] = value
+    assert any(problem.startswith(expected) for problem in problems_of(raw)), problems_of(raw)
+
+
+def test_impossible_shape_is_reported():
+    raw = tiny_config("stdlib")
+    raw["model"]["sizes"][1] = {"n_layers": 2, "d_model": 30, "n_heads": 4}
+    assert "model.sizes[1]: d_model 30 is not divisible by n_heads 4" in problems_of(raw)
+
+
+def test_cross_key_rules_and_all_problems_at_once():
+    raw = tiny_config("stdlib", tokens=[100], name="my sweep")
+    raw["data"]["seq_len"] = 100
+    found = problems_of(raw)
+    assert len(found) == 3
+    assert any(p.startswith("tokens[0]: 100 is less than one batch") for p in found)
+    assert any(p.startswith("train.batch_tokens: 1024 must be a multiple of data.seq_len (100)") for p in found)
+    assert any(p.startswith("name: 'my sweep'") for p in found)
+
+
+def test_missing_required_key_and_both_size_forms():
+    raw = tiny_config("stdlib")
+    del raw["tokens"]
+    raw["model"]["params"] = [1e5]
+    found = problems_of(raw)
+    assert "tokens: required key is missing" in found
+    assert any(p.startswith("model: give exactly one of 'sizes'") for p in found)
+
+
+def test_set_overrides_any_key(write_config):
+    path = write_config(tiny_config("stdlib"))
+    config = load_config(path, ["train.lr=[1e-3, 2e-3]", "model.sizes.0.d_model=64", "data.seq_len=64",
+                                "train.batch_tokens=2048", "device=auto"])
+    assert config.train.lr == (1e-3, 2e-3)
+    assert config.model.sizes[0].d_model == 64
+    assert config.data.seq_len == 64 and config.device == "auto"
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("train.lr", "--set 'train.lr': expected key.path=value"),
+    ("model.sizes.7.d_model=3", "--set model.sizes.7.d_model: model.sizes has no item '7'"),
+])
+def test_bad_set_is_a_clear_error(write_config, override, expected):
+    path = write_config(tiny_config("stdlib"))
+    with pytest.raises(SweepError, match=expected.replace("[", r"\[").replace("(", r"\(")):
+        load_config(path, [override])
+
+
+def test_set_of_unknown_key_is_caught_by_validation(write_config):
+    path = write_config(tiny_config("stdlib"))
+    with pytest.raises(ConfigError, match="train.learning_rate: unknown key"):
+        load_config(path, ["train.learning_rate=1"])
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(SweepError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SweepError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(SweepError, match="expected a mapping of keys at the top level"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize("target", [1e4, 1e5, 1e6, 1e7, 1e8])
+def test_params_rule_lands_near_the_target(target):
+    shape = shape_for_params(int(target), ModelConfig(params=(int(target),)), seq_len=256, vocab_size=256)
+    assert abs(param_counts(shape).non_embedding / target - 1) < 0.1
+    assert shape.d_model % shape.n_heads == 0
+
+
+def test_auto_lr_follows_kaplan_rule():
+    config = parse_config({**tiny_config("stdlib"), "train": {"batch_tokens": 1024, "lr": "auto"}})
+    spec = expand(config)[0]
+    assert spec.lr == pytest.approx(0.003239 - 0.0001395 * math.log(param_counts(spec.shape).non_embedding))
+    assert lr_for_params(10**6) < lr_for_params(10**5)

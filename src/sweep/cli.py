@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -109,6 +110,8 @@ def _run(sweep_config, store_path: Path, dry_run: bool) -> None:
         console.print(f"estimates time 2 training steps of each shape on {device.type}; nothing was written")
         return
 
+    # Batch schedulers stop a job with SIGTERM: treat it as Ctrl-C, so the current run is put back cleanly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     reporter_class = RichReporter if console.is_terminal else PlainReporter
     reporter = reporter_class(console)
     if isinstance(reporter, RichReporter):
@@ -147,7 +150,3 @@ def ls(
         sys.stdout.write(json.dumps(json.loads(runs.to_json(orient="records")), indent=2) + "\n")
     else:
         console.print(runs_table(runs))
-
-
-def main() -> None:  # pragma: no cover - the console script calls `app`
-    app()

@@ -1,0 +1,36 @@
+"""Scaling laws: fit them to runs, with uncertainty, and predict from them.
+
+    runs = read_table("runs.csv")                       # or sweep.load_runs(...)
+    table = prepare_table(runs, params_convention="non_embedding")
+    report = fit_report(table, bootstrap=200, holdout=2)
+    report.to_json(); save_laws(report, "laws.json")
+    laws = load_laws("laws.json")
+    predict_compute_optimal(laws, flops=1e21); predict_loss_at(laws, params=1e9, tokens=2e10)
+
+Figures: `sweep.laws.plots.write_plots(report, out_dir)` (kept out of this import: matplotlib is slow
+to load and only `sweep fit --out` needs it).
+"""
+
+from sweep.laws.forms import ChinchillaParams, allocate, predict_loss
+from sweep.laws.lawsfile import load_laws, save_laws
+from sweep.laws.predict import Laws, predict_compute_optimal, predict_loss_at
+from sweep.laws.report import FitReport, fit_report
+from sweep.laws.table import FLOPS_COLUMNS, PARAMS_COLUMNS, FitTable, prepare_table, read_table
+
+__all__ = [
+    "FLOPS_COLUMNS",
+    "PARAMS_COLUMNS",
+    "ChinchillaParams",
+    "FitReport",
+    "FitTable",
+    "Laws",
+    "allocate",
+    "fit_report",
+    "load_laws",
+    "predict_compute_optimal",
+    "predict_loss",
+    "predict_loss_at",
+    "prepare_table",
+    "read_table",
+    "save_laws",
+]

@@ -1,0 +1,196 @@
+"""From a run store's DataFrame or a user's CSV/Parquet table to the points the laws are fit on.
+
+A point is one (N, D) pair with one loss. Runs that are not done are left out and listed. Runs that
+share (N, D) (seeds, learning rates) become one point: by default the minimum over learning rates of
+the mean over seeds, since a scaling law describes the best loss a size can reach, and averaging
+seeds first keeps one lucky seed from setting it. Every problem a user can fix raises InputError
+naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sweep.errors import InputError
+
+PARAMS_COLUMNS = {"non_embedding": "params", "total": "params_total"}
+# Run-store FLOPs columns by convention of `sweep.flops`, for the CLI's --flops-convention.
+FLOPS_COLUMNS = {"6n": "flops", "6n_total": "flops_6nd_total", "6n_attn": "flops_attn", "matmul": "flops_matmul"}
+AGGREGATES = ("min_of_means", "mean", "min")
+COST_COLUMNS = ("wall_s", "peak_mem_bytes")
+
+
+@dataclass(frozen=True)
+class Excluded:
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FitTable:
+    """`points` has one row per (N, D), sorted by flops, with columns params, tokens, flops, loss,
+    n_runs and whichever of wall_s, peak_mem_bytes the input had (means over the runs)."""
+
+    points: pd.DataFrame
+    excluded: tuple[Excluded, ...]
+    params_convention: str
+    flops_source: str  # the column C came from, or "6ND" when computed
+    aggregate: str
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A user's table of runs: .csv, or .parquet (which needs pyarrow or fastparquet installed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such table file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            return pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise InputError(f"cannot read {path} as CSV: {error}") from error
+    if suffix in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(path)
+        except ImportError as error:
+            raise InputError(
+                f"cannot read {path}: reading Parquet needs pyarrow (pip install pyarrow); or save the table as CSV"
+            ) from error
+    raise InputError(f"cannot read {path}: the table must be a .csv or .parquet file")
+
+
+def require_points(count: int, needed: int, what: str, unit: str = "points") -> None:
+    """A law with k free parameters needs at least k points; say how many when there are fewer."""
+    if count < needed:
+        raise InputError(f"{what} needs at least {needed} {unit}, but only {count} are available")
+
+
+def prepare_table(
+    runs: pd.DataFrame,
+    *,
+    sweep: str | None = None,
+    params_convention: str = "non_embedding",
+    flops_column: str = "flops",
+    aggregate: str = "min_of_means",
+) -> FitTable:
+    """Check and aggregate `runs` into fit points.
+
+    params_convention: "non_embedding" uses column params (Kaplan et al. 2020), "total" params_total
+        (Hoffmann et al. 2022).
+    flops_column: the column holding C; when the default "flops" is absent, C = 6·N·D.
+    aggregate: "min_of_means" (min over lr of the mean over seeds), "mean" or "min" over all runs
+        sharing (N, D).
+    """
+    if params_convention not in PARAMS_COLUMNS:
+        raise InputError(f"params convention must be one of {sorted(PARAMS_COLUMNS)}, got {params_convention!r}")
+    if aggregate not in AGGREGATES:
+        raise InputError(f"aggregate must be one of {list(AGGREGATES)}, got {aggregate!r}")
+    params_column = PARAMS_COLUMNS[params_convention]
+    flops_computed = flops_column == "flops" and "flops" not in runs.columns
+    needed = [params_column, "tokens", "loss"] + ([] if flops_computed else [flops_column])
+    missing = [column for column in needed if column not in runs.columns]
+    if missing:
+        raise InputError(f"the table is missing column(s): {', '.join(missing)}")
+
+    runs = _select_sweep(runs, sweep)
+    runs, excluded = _drop_unfinished(runs)
+    if runs.empty:
+        raise InputError(f"no finished runs to fit: all {len(excluded)} runs are excluded (status not 'done')")
+
+    table = pd.DataFrame(
+        {
+            "params": _checked_column(runs, params_column),
+            "tokens": _checked_column(runs, "tokens"),
+            "loss": _checked_column(runs, "loss"),
+        }
+    )
+    table["flops"] = 6.0 * table.params * table.tokens if flops_computed else _checked_column(runs, flops_column)
+    for column in ("lr", *COST_COLUMNS):
+        if column in runs.columns:
+            table[column] = pd.to_numeric(runs[column], errors="coerce").to_numpy()
+    return FitTable(
+        points=_aggregate(table, aggregate),
+        excluded=tuple(excluded),
+        params_convention=params_convention,
+        flops_source="6ND" if flops_computed else flops_column,
+        aggregate=aggregate,
+    )
+
+
+def _select_sweep(runs: pd.DataFrame, sweep: str | None) -> pd.DataFrame:
+    if sweep is None:
+        return runs
+    if "sweep" not in runs.columns:
+        raise InputError(f"cannot select sweep {sweep!r}: the table has no 'sweep' column")
+    selected = runs[runs["sweep"] == sweep]
+    if selected.empty:
+        known = ", ".join(sorted(map(str, runs["sweep"].dropna().unique()))) or "none"
+        raise InputError(f"no runs in sweep {sweep!r}; sweeps in the table: {known}")
+    return selected
+
+
+def _drop_unfinished(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[Excluded]]:
+    if "status" not in runs.columns:
+        return runs, []
+    done = runs["status"] == "done"
+    unfinished = runs[~done]
+    run_ids = unfinished["run_id"] if "run_id" in runs.columns else unfinished.index.map("row {}".format)
+    # The run store's "reason" column says why a run failed or diverged; keep it with the status.
+    details = unfinished["reason"] if "reason" in runs.columns else [None] * len(unfinished)
+    excluded = [
+        Excluded(run_id=str(run_id), reason=f"status {status!r}" + (f": {detail}" if isinstance(detail, str) else ""))
+        for run_id, status, detail in zip(run_ids, unfinished["status"], details, strict=True)
+    ]
+    return runs[done], excluded
+
+
+def _checked_column(runs: pd.DataFrame, column: str) -> np.ndarray:
+    """The column as floats, or InputError if it holds text, NaN/inf or values <= 0 (logs need > 0)."""
+    values = runs[column]
+    if not pd.api.types.is_numeric_dtype(values):
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = values[numeric.isna() & values.notna()]
+        if not bad.empty:
+            raise InputError(f"column '{column}' holds non-numeric values, e.g. {bad.iloc[0]!r}")
+        values = numeric
+    values = values.to_numpy(dtype=float)
+    not_finite = ~np.isfinite(values)
+    if not_finite.any():
+        raise InputError(
+            f"column '{column}' has NaN or inf in {not_finite.sum()} of {len(values)} rows{_examples(runs, not_finite)}"
+        )
+    not_positive = values <= 0
+    if not_positive.any():
+        raise InputError(
+            f"column '{column}' has {not_positive.sum()} non-positive values{_examples(runs, not_positive)}; "
+            "scaling laws take logs, so it must be > 0"
+        )
+    return values
+
+
+def _examples(runs: pd.DataFrame, rows: np.ndarray, count: int = 3) -> str:
+    """' (e.g. run a, b)' naming the first offending runs, when the table has run ids."""
+    if "run_id" not in runs.columns:
+        return ""
+    return f" (e.g. run {', '.join(map(str, runs['run_id'].to_numpy()[rows][:count]))})"
+
+
+def _aggregate(table: pd.DataFrame, aggregate: str) -> pd.DataFrame:
+    """One row per (N, D). Costs and C are means over every run at that (N, D)."""
+    keys = ["params", "tokens"]
+    if aggregate == "min_of_means" and "lr" in table.columns:
+        per_lr = table.groupby(keys + ["lr"], dropna=False)["loss"].mean()
+        loss = per_lr.groupby(level=keys).min()
+    else:
+        loss = table.groupby(keys)["loss"].agg("min" if aggregate == "min" else "mean")
+    grouped = table.groupby(keys)
+    points = pd.DataFrame({"loss": loss, "flops": grouped["flops"].mean(), "n_runs": grouped.size()})
+    for column in COST_COLUMNS:
+        if column in table.columns:
+            points[column] = grouped[column].mean()
+    points = points.reset_index()
+    return points.sort_values(["flops", "params"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,85 @@
+"""The Chinchilla fit (Besiroglu et al. 2024's replication of Hoffmann et al. 2022 App. D.2) recovers
+known laws, its gradients are right, and the bootstrap intervals cover the truth."""
+
+import numpy as np
+import pytest
+from scipy.optimize import check_grad
+
+from sweep.errors import InputError
+from sweep.laws.bootstrap import bootstrap, chinchilla_refit, interval
+from sweep.laws.chinchilla import chinchilla_objective, fit_chinchilla, hoffmann_grid
+from sweep.laws.forms import ChinchillaParams, allocation_of, predict_loss
+from sweep.laws.huber import huber
+
+TRUTH = ChinchillaParams(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)  # Besiroglu et al.
+
+
+def grid_points(n_sizes=6, n_token_counts=6):
+    params, tokens = np.meshgrid(np.geomspace(1e6, 1e9, n_sizes), np.geomspace(1e8, 1e11, n_token_counts))
+    return params.ravel(), tokens.ravel()
+
+
+def test_grid_is_hoffmanns_4500_starts():
+    grid = hoffmann_grid()
+    assert grid.shape == (4500, 5)
+    a, b, alpha, beta, e = grid.T
+    assert sorted(set(a)) == sorted(set(b)) == [0, 5, 10, 15, 20, 25]
+    assert sorted(set(alpha)) == sorted(set(beta)) == [0, 0.5, 1, 1.5, 2]
+    assert sorted(set(e)) == [-1, -0.5, 0, 0.5, 1]
+
+
+def test_objective_is_summed_huber_on_log_loss_with_exact_gradient():
+    params, tokens = grid_points()
+    loss = predict_loss(params, tokens, TRUTH) * np.exp(np.linspace(-0.01, 0.01, len(params)))
+    objective = chinchilla_objective(params, tokens, loss)
+    theta = np.array([6.0, 7.0, 0.3, 0.35, 0.5])  # (a, b, alpha, beta, e)
+    guess = ChinchillaParams(E=np.exp(0.5), A=np.exp(6.0), B=np.exp(7.0), alpha=0.3, beta=0.35)
+    residuals = np.log(predict_loss(params, tokens, guess)) - np.log(loss)
+    value, _ = objective.value_and_grad(theta)
+    assert value == pytest.approx(huber(residuals, 1e-3).sum())  # a sum, not a mean
+    assert objective.values(theta[None])[0] == pytest.approx(value)
+    error = check_grad(lambda t: objective.value_and_grad(t)[0], lambda t: objective.value_and_grad(t)[1], theta)
+    assert error < 1e-6 * np.linalg.norm(objective.value_and_grad(theta)[1])
+
+
+def test_noiseless_grid_recovers_the_law_within_one_percent():
+    params, tokens = grid_points()
+    fit = fit_chinchilla(params, tokens, predict_loss(params, tokens, TRUTH))
+    for name in ("E", "A", "B", "alpha", "beta"):
+        assert getattr(fit.params, name) == pytest.approx(getattr(TRUTH, name), rel=0.01), name
+    assert fit.n_points == 36
+
+
+def test_noisy_fit_intervals_cover_the_truth():
+    rng = np.random.default_rng(7)
+    params, tokens = grid_points(7, 7)
+    loss = predict_loss(params, tokens, TRUTH) * np.exp(0.01 * rng.standard_normal(len(params)))
+    fit = fit_chinchilla(params, tokens, loss)
+    samples = bootstrap(chinchilla_refit(params, tokens, loss, fit), len(params), n_samples=40, seed=0)
+    for name, values in samples.items():
+        low, high = interval(values)
+        assert low < getattr(TRUTH, name) < high, (name, low, high)
+        assert low < getattr(fit.params, name) < high
+    truth_a = allocation_of(TRUTH).a
+    sampled = [ChinchillaParams(**{name: values[index] for name, values in samples.items()}) for index in range(40)]
+    sampled_a = [allocation_of(params).a for params in sampled]
+    low, high = interval(np.array(sampled_a))
+    assert low < truth_a < high
+    assert high - low < 0.1  # 1% noise on 49 points pins a down
+
+
+def test_bootstrap_is_repeatable_with_a_seed():
+    params, tokens = grid_points(4, 4)
+    loss = predict_loss(params, tokens, TRUTH) * np.exp(0.01 * np.sin(np.arange(16.0)))
+    fit = fit_chinchilla(params, tokens, loss)
+    first = bootstrap(chinchilla_refit(params, tokens, loss, fit), 16, n_samples=3, seed=1)
+    second = bootstrap(chinchilla_refit(params, tokens, loss, fit), 16, n_samples=3, seed=1)
+    np.testing.assert_array_equal(first["alpha"], second["alpha"])
+
+
+def test_too_few_points_names_how_many_are_needed():
+    params, tokens = np.array([1e6, 1e7, 1e8, 1e9]), np.array([1e9, 1e9, 1e10, 1e10])
+    with pytest.raises(InputError, match="needs at least 5 points, but only 4"):
+        fit_chinchilla(params, tokens, predict_loss(params, tokens, TRUTH))
+    with pytest.raises(InputError, match="distinct tokens values"):
+        fit_chinchilla(np.geomspace(1e6, 1e9, 6), np.full(6, 1e10), np.linspace(3, 2, 6))

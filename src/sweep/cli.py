@@ -150,3 +150,103 @@ def ls(
         sys.stdout.write(json.dumps(json.loads(runs.to_json(orient="records")), indent=2) + "\n")
     else:
         console.print(runs_table(runs))
+
+
+class ParamsConvention(str, Enum):
+    non_embedding = "non_embedding"
+    total = "total"
+
+
+class FlopsConvention(str, Enum):
+    six_n = "6n"
+    six_n_total = "6n_total"
+    six_n_attn = "6n_attn"
+    matmul = "matmul"
+
+
+class Aggregate(str, Enum):
+    min_of_means = "min_of_means"
+    mean = "mean"
+    min = "min"
+
+
+@app.command()
+@_guarded
+def fit(
+    source: Path = typer.Argument(Path("runs"), help="A run store (or one sweep's directory), or a CSV/Parquet table."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Only this sweep of the store."),
+    params_convention: ParamsConvention = typer.Option(ParamsConvention.non_embedding, "--params-convention",
+                                                       help="What N counts: non_embedding (Kaplan) or total (Hoffmann)."),
+    flops_convention: FlopsConvention = typer.Option(FlopsConvention.six_n, "--flops-convention",
+                                                     help="The FLOPs column C comes from (see the README)."),
+    aggregate: Aggregate = typer.Option(Aggregate.min_of_means, "--aggregate",
+                                        help="Runs sharing (N, D): min over learning rates of the mean over seeds, or mean, or min."),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap refits for the 95% intervals (0 = none)."),
+    holdout: int = typer.Option(0, "--holdout", min=0, help="Fit without the K highest-compute points and predict them."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document to stdout instead of tables."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write laws.json and PNG plots into this directory."),
+):
+    """Fit scaling laws to a run store or a table, with bootstrap intervals."""
+    from sweep.laws import FLOPS_COLUMNS, fit_report, prepare_table, read_table, save_laws
+    from sweep.report import fit_tables
+    from sweep.store import load_runs
+
+    if out is not None and out.exists() and not out.is_dir():
+        raise SweepError(f"--out: {out} exists and is not a directory")
+    runs = load_runs(source) if source.is_dir() else read_table(source)
+    table = prepare_table(runs, sweep=sweep, params_convention=params_convention.value,
+                          flops_column=FLOPS_COLUMNS[flops_convention.value], aggregate=aggregate.value)
+    report = fit_report(table, bootstrap=bootstrap, seed=seed, holdout=holdout)
+    laws = report.to_json()
+    written = []
+    if out is not None:
+        from sweep.laws.plots import write_plots
+
+        out.mkdir(parents=True, exist_ok=True)
+        written = [save_laws(report, out / "laws.json"), *write_plots(report, out)]
+    if as_json:
+        sys.stdout.write(json.dumps(laws, indent=2) + "\n")
+        return
+    for excluded in laws["excluded"]:
+        console.print(f"left out: {excluded['run_id']}: {excluded['reason']}", highlight=False)
+    for table_ in fit_tables(laws):
+        console.print(table_)
+    for warning in laws["warnings"]:
+        console.print(f"warning: {warning}", highlight=False)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+@_guarded
+def predict(
+    laws_file: Path = typer.Argument(..., help="laws.json written by sweep fit --out."),
+    flops: Optional[float] = typer.Option(None, "--flops", help="A compute budget C: the compute-optimal N and D."),
+    params: Optional[float] = typer.Option(None, "--params", help="With --tokens: the loss of this model size."),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="With --params: the loss at this many training tokens."),
+    seq_len: int = typer.Option(256, "--seq-len", min=8, help="Context length for the suggested shape."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+):
+    """Answer a budget question from fitted laws: the compute-optimal model for C, or the loss at (N, D)."""
+    from sweep.config import ModelConfig, shape_for_params
+    from sweep.laws import load_laws, predict_compute_optimal, predict_loss_at
+    from sweep.report import prediction_table
+
+    if (flops is None) == (params is None and tokens is None) or (flops is None and (params is None or tokens is None)):
+        raise SweepError("give either --flops C, or both --params N and --tokens D")
+    laws = load_laws(laws_file)
+    shape_name = None
+    if flops is not None:
+        answer = predict_compute_optimal(laws, flops=flops).to_json()
+        n_opt = answer["params"]["value"]
+        if laws.params_convention == "non_embedding" and n_opt and n_opt >= 1000:
+            shape = shape_for_params(int(n_opt), ModelConfig(params=(int(n_opt),)), seq_len=seq_len, vocab_size=256)
+            shape_name = f"{shape.name} (d_ff {shape.d_ff}; the config's params rule, byte vocabulary, T={seq_len})"
+            answer["shape"] = {"n_layers": shape.n_layers, "d_model": shape.d_model, "n_heads": shape.n_heads}
+    else:
+        answer = predict_loss_at(laws, params=params, tokens=tokens).to_json()
+    if as_json:
+        sys.stdout.write(json.dumps(answer, indent=2) + "\n")
+    else:
+        console.print(prediction_table(answer, shape_name))

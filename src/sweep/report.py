@@ -54,3 +54,104 @@ def plan_table(plan: pd.DataFrame) -> Table:
         table.add_row(run.run_id, run.shape, human(run.params), human(run.params_total), human(run.tokens),
                       str(run.seed), f"{run.lr:.3g}", human(run.flops), run.status, f"{run.est_s:.0f} s")
     return table
+
+
+def _interval(ci: dict | None, name: str) -> str:
+    if not ci or ci.get(name) is None or None in ci[name]:
+        return "-"
+    low, high = ci[name]
+    return f"[{low:.4g}, {high:.4g}]"
+
+
+def _value(value) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def fit_tables(laws: dict) -> list[Table]:
+    """`sweep fit`: the laws from `FitReport.to_json()`, one table per family, with 95% intervals."""
+    tables = []
+    conventions = laws["conventions"]
+    chinchilla = laws["chinchilla"]
+    table = Table(title=f"L(N, D) = E + A/N^alpha + B/D^beta  ({laws['n_points']} points from {laws['n_runs']} runs; "
+                        f"N = {conventions['params']} params, C from {conventions['flops']}; "
+                        f"{chinchilla['n_bootstrap']} bootstrap refits)", title_justify="left")
+    for name in ("parameter", "value", "95% interval"):
+        table.add_column(name, justify="left" if name == "parameter" else "right")
+    for name in ("E", "A", "alpha", "B", "beta", "a", "b", "G"):
+        table.add_row(name, _value(chinchilla.get(name)), _interval(chinchilla.get("ci"), name))
+    tables.append(table)
+
+    table = Table(title="power laws L(X) = E + A·X^-alpha", title_justify="left")
+    for name in ("X", "E", "A", "alpha", "alpha 95%", "points"):
+        table.add_column(name, justify="left" if name == "X" else "right")
+    for variable, fit in laws["power_laws"].items():
+        if fit is not None:
+            table.add_row(variable, _value(fit["E"]), _value(fit["A"]), _value(fit["alpha"]),
+                          _interval(fit.get("ci"), "alpha"), str(fit["n_points"]))
+    tables.append(table)
+
+    table = Table(title="compute-optimal allocation N_opt ∝ C^a, D_opt ∝ C^b", title_justify="left")
+    for name in ("method", "a", "b"):
+        table.add_column(name, justify="left" if name == "method" else "right")
+    table.add_row("parametric (from L(N, D))", _value(chinchilla.get("a")), _value(chinchilla.get("b")))
+    for key, label in (("approach1", "approach 1 (lowest loss per C)"), ("isoflop", "approach 2 (IsoFLOP parabolas)")):
+        fit = laws.get(key)
+        table.add_row(label, _value(fit and fit["a"]), _value(fit and fit["b"]))
+    tables.append(table)
+
+    if laws.get("predictions"):
+        table = Table(title="compute-optimal models (95% intervals)", title_justify="left")
+        for name in ("C (FLOPs)", "N_opt", "D_opt", "D/N", "loss"):
+            table.add_column(name, justify="right")
+        for p in laws["predictions"]:
+            table.add_row(human(p["flops"]), _estimate(p["params"], human), _estimate(p["tokens"], human),
+                          _estimate(p["tokens_per_param"], lambda v: f"{v:.3g}"), _estimate(p["loss"], lambda v: f"{v:.4f}"))
+        tables.append(table)
+
+    if laws.get("cost"):
+        table = Table(title="cost laws resource = C0·S^n", title_justify="left")
+        for name in ("resource", "S", "C0", "n", "points"):
+            table.add_column(name, justify="left" if name in ("resource", "S") else "right")
+        for resource, by_scale in laws["cost"].items():
+            for scale, fit in (by_scale or {}).items():
+                table.add_row(resource, scale, _value(fit.get("C0")), _value(fit.get("n")), str(fit.get("n_points")))
+        tables.append(table)
+
+    if laws.get("holdout"):
+        table = Table(title="held-out runs: predicted by laws fit without them", title_justify="left")
+        for name in ("params", "tokens", "flops", "loss", "predicted", "error", "95% interval"):
+            table.add_column(name, justify="right")
+        for point in laws["holdout"]:
+            interval = point.get("interval")
+            table.add_row(human(point["params"]), human(point["tokens"]), human(point["flops"]), f"{point['loss']:.4f}",
+                          f"{point['predicted_loss']:.4f}", f"{100 * point['relative_error']:+.2f}%",
+                          f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "-")
+        tables.append(table)
+    return tables
+
+
+def _estimate(estimate: dict, fmt) -> str:
+    if estimate.get("value") is None:
+        return "-"
+    if estimate.get("low") is None or estimate.get("high") is None:
+        return fmt(estimate["value"])
+    return f"{fmt(estimate['value'])} [{fmt(estimate['low'])}, {fmt(estimate['high'])}]"
+
+
+def prediction_table(prediction: dict, shape_name: str | None) -> Table:
+    """`sweep predict`: one budget's answer."""
+    table = Table(show_header=False)
+    table.add_column("what")
+    table.add_column("value (95% interval)", justify="right")
+    if "flops" in prediction:
+        table.add_row("compute C (FLOPs)", human(prediction["flops"]))
+        table.add_row("N_opt (params)", _estimate(prediction["params"], human))
+        table.add_row("D_opt (tokens)", _estimate(prediction["tokens"], human))
+        table.add_row("tokens per parameter", _estimate(prediction["tokens_per_param"], lambda v: f"{v:.3g}"))
+    else:
+        table.add_row("params N", human(prediction["params"]))
+        table.add_row("tokens D", human(prediction["tokens"]))
+    table.add_row("predicted loss", _estimate(prediction["loss"], lambda v: f"{v:.4f}"))
+    if shape_name:
+        table.add_row("a shape with N_opt", shape_name)
+    return table

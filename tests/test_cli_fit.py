@@ -1,0 +1,79 @@
+"""`sweep fit` and `sweep predict` through the CLI, on tables drawn from a known law."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sweep.cli import app
+
+runner = CliRunner()
+TRUTH = {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.28}
+
+
+def law_table(path, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    params, tokens = np.meshgrid(np.geomspace(1e6, 1e9, 7), np.geomspace(1e8, 1e11, 7))
+    params, tokens = params.ravel(), tokens.ravel()
+    loss = TRUTH["E"] + TRUTH["A"] / params ** TRUTH["alpha"] + TRUTH["B"] / tokens ** TRUTH["beta"]
+    loss = loss * np.exp(noise * rng.standard_normal(loss.shape))
+    pd.DataFrame({"params": params, "tokens": tokens, "loss": loss}).to_csv(path, index=False)
+    return path
+
+
+def test_fit_json_recovers_the_law_and_predict_answers_a_budget(tmp_path):
+    table = law_table(tmp_path / "runs.csv")
+    out = tmp_path / "laws"
+    result = runner.invoke(app, ["fit", str(table), "--json", "--bootstrap", "20", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    laws = json.loads(result.output)
+    assert laws["n_points"] == 49
+    for name, value in TRUTH.items():
+        assert laws["chinchilla"][name] == pytest.approx(value, rel=0.01)
+    assert laws["chinchilla"]["a"] == pytest.approx(0.28 / (0.34 + 0.28), rel=0.01)
+    assert (out / "laws.json").is_file() and any(out.glob("*.png"))
+
+    answer = runner.invoke(app, ["predict", str(out / "laws.json"), "--flops", "1e21", "--json"])
+    assert answer.exit_code == 0, answer.output
+    optimum = json.loads(answer.output)
+    n_opt, d_opt = optimum["params"]["value"], optimum["tokens"]["value"]
+    assert 6 * n_opt * d_opt == pytest.approx(1e21, rel=1e-6)
+    assert optimum["shape"]["n_layers"] >= 1
+    at = json.loads(runner.invoke(app, ["predict", str(out / "laws.json"), "--params", "1e8", "--tokens", "1e10",
+                                        "--json"]).output)
+    expected = TRUTH["E"] + TRUTH["A"] / 1e8 ** TRUTH["alpha"] + TRUTH["B"] / 1e10 ** TRUTH["beta"]
+    assert at["loss"]["value"] == pytest.approx(expected, rel=0.01)
+
+
+def test_fit_tables_and_holdout_on_the_terminal(tmp_path):
+    table = law_table(tmp_path / "runs.csv", noise=0.01)
+    result = runner.invoke(app, ["fit", str(table), "--bootstrap", "20", "--holdout", "3"])
+    assert result.exit_code == 0, result.output
+    assert "L(N, D) = E + A/N^alpha + B/D^beta" in result.output
+    assert "held-out runs" in result.output and "95% interval" in result.output
+
+
+@pytest.mark.parametrize("content, message", [
+    ("params,loss\n1,2\n", "tokens"),
+    ("params,tokens,loss\n1e6,1e9,nan\n1e7,1e9,3\n", "NaN"),
+    ("params,tokens,loss\n-1,1e9,2\n1e7,1e9,3\n", "non-positive"),
+])
+def test_bad_tables_exit_2_with_the_problem_named(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    result = runner.invoke(app, ["fit", str(path), "--bootstrap", "0"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_predict_needs_a_budget(tmp_path):
+    table = law_table(tmp_path / "runs.csv")
+    runner.invoke(app, ["fit", str(table), "--bootstrap", "0", "--out", str(tmp_path / "o")])
+    result = runner.invoke(app, ["predict", str(tmp_path / "o" / "laws.json"), "--params", "1e8"])
+    assert result.exit_code == 2 and "give either --flops C, or both --params N and --tokens D" in result.output
+    result = runner.invoke(app, ["predict", str(tmp_path / "missing.json"), "--flops", "1e20"])
+    assert result.exit_code == 2 and "no such laws file" in result.output
+    result = runner.invoke(app, ["predict", str(tmp_path / "o" / "laws.json"), "--flops", "-5"])
+    assert result.exit_code == 2

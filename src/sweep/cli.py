@@ -62,6 +62,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid with estimated times; train nothing."),
     device: Optional[Device] = typer.Option(None, "--device", help="Override the config's device."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config key: --set train.lr=1e-3 (repeatable)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Runs trained at once (0 = picked from the grid and device)."),
 ):
     """Train every run of a sweep that is not finished yet, recording each in the store."""
     from sweep.config import load_config
@@ -69,15 +70,15 @@ def run(
     sweep_config = load_config(config, overrides)
     if device is not None:
         sweep_config = dataclasses.replace(sweep_config, device=device.value)
-    _run(sweep_config, store, dry_run)
+    _run(sweep_config, store, dry_run, workers)
 
 
-def _run(sweep_config, store_path: Path, dry_run: bool) -> None:
+def _run(sweep_config, store_path: Path, dry_run: bool, workers: int) -> None:
     import pandas as pd
 
     from sweep.config import expand
     from sweep.data import load_corpus
-    from sweep.executors import run_local
+    from sweep.executors import packing, pending, run_local, run_pool
     from sweep.progress import PlainReporter, RichReporter
     from sweep.report import plan_table
     from sweep.store import Store, spec_columns
@@ -112,13 +113,23 @@ def _run(sweep_config, store_path: Path, dry_run: bool) -> None:
 
     # Batch schedulers stop a job with SIGTERM: treat it as Ctrl-C, so the current run is put back cleanly.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    reporter_class = RichReporter if console.is_terminal else PlainReporter
-    reporter = reporter_class(console)
-    if isinstance(reporter, RichReporter):
-        with reporter:
-            outcome = run_local(specs, store, corpus, device, reporter)
+    todo = pending(specs, store) if store_path.is_dir() else specs
+    processes, threads = packing(todo, device, workers)
+    threads = sweep_config.train.threads or threads
+    if processes > 1:
+        console.print(f"training {processes} runs at a time, {threads} thread(s) each", highlight=False)
+
+    def execute(reporter):
+        if processes == 1:
+            torch.set_num_threads(threads)
+            return run_local(specs, store, corpus, device, reporter)
+        return run_pool(specs, store, sweep_config.data, device, processes, threads, reporter)
+
+    if console.is_terminal:
+        with RichReporter(console) as reporter:
+            outcome = execute(reporter)
     else:
-        outcome = run_local(specs, store, corpus, device, reporter)
+        outcome = execute(PlainReporter(console))
 
     console.print(f"sweep {sweep_config.name}: {len(outcome.done)} trained, {outcome.skipped} already finished, "
                   f"{len(outcome.failed)} failed, {len(outcome.diverged)} diverged; store {store_path / sweep_config.name}",
@@ -150,6 +161,31 @@ def ls(
         sys.stdout.write(json.dumps(json.loads(runs.to_json(orient="records")), indent=2) + "\n")
     else:
         console.print(runs_table(runs))
+
+
+@app.command()
+@_guarded
+def bench(
+    device: Device = typer.Option(Device.auto, "--device", help="cpu or cuda (auto: cuda if present)."),
+    reference: bool = typer.Option(False, "--reference", help="Also time the classic eager fp32 loop (CPU)."),
+    seconds: float = typer.Option(3.0, "--seconds", min=0.1, help="Timed seconds per ladder size."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = all cores)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
+):
+    """Measure training speed against this machine's own matmul peak, through the path sweep run uses."""
+    import torch
+
+    from sweep.bench import run_bench
+    from sweep.report import bench_table
+    from sweep.train import resolve_device
+
+    if device is Device.cuda and not torch.cuda.is_available():
+        raise SweepError("--device cuda: torch sees no CUDA device on this machine")
+    result = run_bench(resolve_device(device.value), reference, seconds, threads)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        console.print(bench_table(result))
 
 
 class ParamsConvention(str, Enum):

@@ -65,7 +65,7 @@ class ModelConfig:
     positions: str = field(default="rotary", metadata=_choices(*POSITIONS))
     tie_embeddings: bool = True
     aspect_ratio: int = 32  # d_model / n_layers aimed at by the params rule (nanochat uses 64)
-    head_dim: int = 32
+    head_dim: int = 64  # GPT-2's; on CPU 64-wide heads trained 1.35x faster than 32-wide at 3M params
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,8 @@ def shape_for_params(target: int, model: ModelConfig, seq_len: int, vocab_size: 
     for n_layers in range(1, 65):
         for d_model in range(16, 8193, 16):
             shape = _shape(model, n_layers, d_model, 0, 0, seq_len, vocab_size)
+            if model.positions == "rotary" and shape.head_dim % 2:
+                continue  # rotary rotates channel pairs
             n = param_counts(shape).non_embedding
             score = abs(math.log(n / target)) + 0.05 * abs(math.log(d_model / n_layers / model.aspect_ratio))
             if score < best_score:

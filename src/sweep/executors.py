@@ -1,14 +1,21 @@
 """Run many `RunSpec`s against a store: skip what is finished, train the rest, record every outcome.
 
-A run that raises is recorded as failed and the sweep goes on; Ctrl-C puts the current run back to
-pending and stops, leaving every finished run as it was.
+Two engines: `run_local` trains one run after another in this process; `run_pool` keeps several
+worker processes busy, each with its share of the CPU threads (small models leave cores idle, and two
+1-thread processes out-train one 2-thread process: see README, Performance). Workers write their own
+runs' files; the parent only displays. A run that raises is recorded as failed and the sweep goes
+on; Ctrl-C puts the runs in flight back to pending and stops, leaving every finished run as it was.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
+import os
 import platform
+import queue
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -17,9 +24,9 @@ from typing import Protocol
 import torch
 
 import sweep
-from sweep.config import RunSpec
-from sweep.data import Corpus
-from sweep.flops import training_flops
+from sweep.config import DataConfig, RunSpec, spec_from_dict
+from sweep.data import Corpus, load_corpus
+from sweep.flops import flops_per_token, training_flops
 from sweep.store import FINISHED, Store, spec_columns
 from sweep.train import RunResult, train
 
@@ -49,6 +56,35 @@ def pending(specs: list[RunSpec], store: Store) -> list[RunSpec]:
     return [spec for spec in specs if store.status(spec)["status"] not in FINISHED]
 
 
+def packing(todo: list[RunSpec], device: torch.device, workers: int = 0) -> tuple[int, int]:
+    """(worker processes, threads each). CPU: one single-thread worker per core while there are runs
+    for all of them; fewer runs share the cores out. CUDA: one worker unless `workers` says more."""
+    cores = os.cpu_count() or 1
+    if not workers:
+        workers = 1 if device.type == "cuda" else max(1, min(cores, len(todo)))
+    return workers, max(1, cores // workers)
+
+
+def _record_outcome(outcome: SweepOutcome, run_id: str, record: dict) -> None:
+    {"done": outcome.done, "failed": outcome.failed, "diverged": outcome.diverged}[record["status"]].append(run_id)
+
+
+def _train_one(spec: RunSpec, store: Store, corpus: Corpus, device: torch.device, progress) -> dict:
+    """Train one run and write its files. KeyboardInterrupt puts it back to pending and propagates."""
+    store.set_status(spec, "running", attempt=True)
+    store.start_metrics(spec)
+    try:
+        result = train(spec, corpus, device, log=lambda row: store.append_metrics(spec, row), progress=progress)
+        record = result_record(spec, result, corpus, device)
+    except KeyboardInterrupt:
+        store.set_status(spec, "pending", reason="interrupted")
+        raise
+    except Exception as err:  # noqa: BLE001 - any error in one run is that run's failure
+        record = failure_record(spec, err, corpus, device)
+    store.finish(spec, record)
+    return record
+
+
 def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.device,
               reporter: Reporter) -> SweepOutcome:
     """Train every unfinished spec in this process, one after another."""
@@ -59,22 +95,96 @@ def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.
     reporter.sweep_started(specs, todo)
     for index, spec in enumerate(todo):
         reporter.run_started(spec, index, len(todo))
-        store.set_status(spec, "running", attempt=True)
-        store.start_metrics(spec)
         try:
-            result = train(spec, corpus, device, log=lambda row, s=spec: store.append_metrics(s, row),
-                           progress=lambda row, s=spec: reporter.run_progress(s, row))
-            record = result_record(spec, result, corpus, device)
+            record = _train_one(spec, store, corpus, device, lambda row, s=spec: reporter.run_progress(s, row))
         except KeyboardInterrupt:
-            store.set_status(spec, "pending", reason="interrupted")
             outcome.interrupted = True
             break
-        except Exception as err:  # noqa: BLE001 - any error in one run is that run's failure
-            record = failure_record(spec, err, corpus, device)
-        store.finish(spec, record)
-        {"done": outcome.done, "failed": outcome.failed, "diverged": outcome.diverged}[record["status"]].append(spec.run_id)
+        _record_outcome(outcome, spec.run_id, record)
         reporter.run_finished(spec, record)
     return outcome
+
+
+def _worker(store_root: str, data: dict, device_name: str, threads: int, tasks, events) -> None:
+    """A worker process: load the corpus once, then train specs from `tasks` until a None."""
+    try:
+        torch.set_num_threads(threads)
+        corpus = load_corpus(DataConfig(**data))
+        device, store = torch.device(device_name), Store(store_root)
+        while (task := tasks.get()) is not None:
+            spec = spec_from_dict(task)
+            events.put(("started", spec.run_id, os.getpid()))
+            record = _train_one(spec, store, corpus, device,
+                                lambda row, run_id=spec.run_id: events.put(("progress", run_id, row)))
+            events.put(("finished", spec.run_id, record))
+    except KeyboardInterrupt:
+        pass  # the run in flight was put back to pending by _train_one
+
+
+def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch.device, workers: int,
+             threads: int, reporter: Reporter) -> SweepOutcome:
+    """Train every unfinished spec on `workers` processes of `threads` threads, largest first
+    (longest-processing-time-first keeps the last runs from leaving workers idle)."""
+    for spec in specs:
+        store.register(spec)
+    todo = sorted(pending(specs, store), key=lambda s: flops_per_token(s.shape, "6n") * s.tokens, reverse=True)
+    outcome = SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
+    reporter.sweep_started(specs, todo)
+    by_id = {spec.run_id: spec for spec in todo}
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's thread pools exist
+    tasks, events = context.Queue(), context.Queue()
+    for spec in todo:
+        tasks.put(spec.to_dict())
+    processes = [context.Process(target=_worker, args=(str(store.root), dataclasses.asdict(data), device.type,
+                                                       threads, tasks, events), daemon=True)
+                 for _ in range(min(workers, len(todo)))]
+    for _ in processes:
+        tasks.put(None)
+    for process in processes:
+        process.start()
+    in_flight: dict[int, str] = {}  # worker pid -> run id
+    started = 0
+    try:
+        while any(p.is_alive() for p in processes) or not events.empty():
+            try:
+                event = events.get(timeout=0.5)
+            except queue.Empty:
+                _reap_dead_workers(processes, in_flight, by_id, store, outcome, reporter)
+                continue
+            kind, run_id, payload = event
+            if kind == "started":
+                in_flight[payload] = run_id
+                reporter.run_started(by_id[run_id], started, len(todo))
+                started += 1
+            elif kind == "progress":
+                reporter.run_progress(by_id[run_id], payload)
+            else:
+                in_flight = {pid: rid for pid, rid in in_flight.items() if rid != run_id}
+                _record_outcome(outcome, run_id, payload)
+                reporter.run_finished(by_id[run_id], payload)
+        _reap_dead_workers(processes, in_flight, by_id, store, outcome, reporter)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        for process in processes:  # a terminal's Ctrl-C reached them too; SIGTERM to us did not
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGINT)
+        for process in processes:
+            process.join(timeout=30)
+    return outcome
+
+
+def _reap_dead_workers(processes, in_flight, by_id, store, outcome, reporter) -> None:
+    """A worker that died (killed, out of memory) fails the run it was training; the sweep goes on."""
+    for process in processes:
+        run_id = in_flight.get(process.pid)
+        if run_id is not None and not process.is_alive() and process.exitcode not in (0, None):
+            spec = by_id[run_id]
+            record = {**spec_columns(spec), "status": "failed",
+                      "reason": f"worker process died with exit code {process.exitcode}"}
+            store.finish(spec, record)
+            del in_flight[process.pid]
+            _record_outcome(outcome, run_id, record)
+            reporter.run_finished(spec, record)
 
 
 def environment(corpus: Corpus, device: torch.device) -> dict:

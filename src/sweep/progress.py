@@ -51,7 +51,7 @@ class PlainReporter:
 
 
 class RichReporter:
-    """Two bars: the sweep (runs done of total; ETA from FLOPs left) and the current run."""
+    """A bar for the sweep (runs done of total; time left from the FLOPs left) and one per run in flight."""
 
     def __init__(self, console: Console):
         self.console = console
@@ -59,7 +59,9 @@ class RichReporter:
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
         )
-        self.sweep_task = self.run_task = None
+        self.run_tasks: dict[str, int] = {}
+        self.run_done_flops: dict[str, float] = {}
+        self.finished_flops = 0.0
         self.runs_done = 0
 
     def __enter__(self):
@@ -77,21 +79,26 @@ class RichReporter:
         self.sweep_task = self.progress.add_task("sweep", total=sum(_run_flops(s) for s in todo) or 1,
                                                  info=f"runs 0/{len(todo)}")
 
+    def _update_sweep(self) -> None:
+        self.progress.update(self.sweep_task, completed=self.finished_flops + sum(self.run_done_flops.values()),
+                             info=f"runs {self.runs_done}/{self.todo_count}")
+
     def run_started(self, spec: RunSpec, index: int, count: int) -> None:
-        if self.run_task is not None:
-            self.progress.remove_task(self.run_task)
-        self.run_task = self.progress.add_task(spec.run_id, total=spec.tokens, info="")
-        self.sweep_base = self.progress.tasks[self.sweep_task].completed
+        self.run_tasks[spec.run_id] = self.progress.add_task(spec.run_id, total=spec.tokens, info="")
 
     def run_progress(self, spec: RunSpec, row: dict) -> None:
         rate = row["tokens"] / max(row["elapsed_s"], 1e-9)
         info = f"{row['tokens']:,}/{spec.tokens:,} tokens  loss {row['train_loss']:.3f}  {rate:,.0f} tok/s"
-        self.progress.update(self.run_task, completed=min(row["tokens"], spec.tokens), info=info)
-        done_flops = _run_flops(spec) * min(1.0, row["tokens"] / spec.tokens)
-        self.progress.update(self.sweep_task, completed=self.sweep_base + done_flops)
+        self.progress.update(self.run_tasks[spec.run_id], completed=min(row["tokens"], spec.tokens), info=info)
+        self.run_done_flops[spec.run_id] = _run_flops(spec) * min(1.0, row["tokens"] / spec.tokens)
+        self._update_sweep()
 
     def run_finished(self, spec: RunSpec, record: dict) -> None:
         self.runs_done += 1
-        self.progress.update(self.sweep_task, completed=self.sweep_base + _run_flops(spec),
-                             info=f"runs {self.runs_done}/{self.todo_count}")
+        self.finished_flops += _run_flops(spec)
+        self.run_done_flops.pop(spec.run_id, None)
+        task = self.run_tasks.pop(spec.run_id, None)
+        if task is not None:
+            self.progress.remove_task(task)
+        self._update_sweep()
         self.progress.console.print(f"{spec.run_id}: {_outcome_text(record)}", highlight=False)

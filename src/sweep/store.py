@@ -20,13 +20,14 @@ import socket
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterator
 
 from sweep.config import RunSpec, spec_from_dict
 from sweep.errors import SweepError
 from sweep.flops import param_counts, training_flops
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUSES = ("pending", "running", "done", "failed", "diverged")
 FINISHED = ("done", "failed", "diverged")
@@ -151,9 +152,11 @@ def _run_dirs(path: Path) -> Iterator[Path]:
             yield from (run for run in sorted(child.iterdir()) if (run / "spec.json").exists())
 
 
-def load_runs(path: str | Path, sweep: str | None = None) -> pd.DataFrame:
+def load_runs(path: str | Path, sweep: str | None = None) -> "pd.DataFrame":
     """One row per run in the store (or sweep directory) at `path`, columns `COLUMNS`.
     Runs whose files are missing or corrupt still appear, with what could be read."""
+    import pandas as pd  # here, not at the top: worker processes write runs and never need pandas
+
     path = Path(path)
     if not path.is_dir():
         raise SweepError(f"run store not found: {path} is not a directory")

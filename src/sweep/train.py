@@ -45,9 +45,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """'auto' is bf16 on CUDA and fp32 on CPU."""
-    if name == "bf16" or (name == "auto" and device.type == "cuda"):
+# Below this width bf16 autocast on CPU measured no faster than fp32 (casts cost more than the
+# smaller matmuls save); see README, Performance.
+CPU_BF16_MIN_D_MODEL = 64
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 matrix arithmetic natively (AVX512-BF16 or AMX), where oneDNN's
+    bf16 matmuls run several times faster than fp32 ones."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_dtype(name: str, device: torch.device, d_model: int) -> torch.dtype:
+    """'auto' is bf16 autocast on CUDA, and on CPUs with native bf16 for models at least
+    CPU_BF16_MIN_D_MODEL wide; fp32 otherwise."""
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "auto" and (device.type == "cuda" or (d_model >= CPU_BF16_MIN_D_MODEL and cpu_has_bf16())):
         return torch.bfloat16
     return torch.float32
 
@@ -66,6 +80,24 @@ def lr_at(step: int, steps: int, peak_lr: float, warmup: float, min_lr_ratio: fl
 def eval_steps(steps: int, evals: int) -> set[int]:
     """Steps after which validation loss is measured: `evals` evenly spaced ones and the last."""
     return {round(steps * k / (evals + 1)) for k in range(1, evals + 1)} - {0} | {steps}
+
+
+def forward_backward(model: GPT, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                     dtype: torch.dtype) -> torch.Tensor:
+    """Loss of one batch, gradients accumulated into the parameters. Returns the loss, not synced."""
+    with autocast(device, dtype):
+        loss = model(x, y)
+    loss.backward()
+    return loss.detach()
+
+
+def optimizer_step(model: GPT, optimizer: torch.optim.Optimizer, lr: float, grad_clip: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def make_optimizer(model: GPT, spec: RunSpec, device: torch.device) -> torch.optim.AdamW:
@@ -136,7 +168,7 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
         torch.set_num_threads(spec.train.threads)
     started = time.perf_counter()
     memory = PeakMemory(device)
-    dtype = resolve_dtype(spec.train.dtype, device)
+    dtype = resolve_dtype(spec.train.dtype, device, spec.shape.d_model)
     torch.manual_seed(spec.seed)
     model = GPT(spec.shape).to(device)
     optimizer = make_optimizer(model, spec, device)
@@ -152,17 +184,9 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
 
     for step in range(steps):
         lr = lr_at(step, steps, spec.lr, spec.train.warmup, spec.train.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device)
-        with autocast(device, dtype):
-            loss = model(x, y)
-        loss.backward()
-        if spec.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.train.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum += loss.detach()
+        loss_sum += forward_backward(model, x, y, device, dtype)
+        optimizer_step(model, optimizer, lr, spec.train.grad_clip)
         loss_count += 1
 
         done = step + 1
@@ -209,7 +233,7 @@ def measure_step_seconds(spec: RunSpec, corpus: Corpus, device: torch.device, st
     `train` runs. Used to estimate how long a sweep will take."""
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
-    dtype = resolve_dtype(spec.train.dtype, device)
+    dtype = resolve_dtype(spec.train.dtype, device, spec.shape.d_model)
     model = GPT(spec.shape).to(device)
     optimizer = make_optimizer(model, spec, device)
     generator = torch.Generator().manual_seed(0)
@@ -218,11 +242,8 @@ def measure_step_seconds(spec: RunSpec, corpus: Corpus, device: torch.device, st
     for _ in range(steps + 1):
         begin = time.perf_counter()
         x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device)
-        with autocast(device, dtype):
-            loss = model(x, y)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = forward_backward(model, x, y, device, dtype)
+        optimizer_step(model, optimizer, spec.lr, spec.train.grad_clip)
         loss.item()
         times.append(time.perf_counter() - begin)
     return sorted(times[1:])[len(times[1:]) // 2]

@@ -1,0 +1,162 @@
+"""`sweep bench`: how fast this machine trains, against its own measured limit, in one process.
+
+1. The matmul peak of the device, measured (fp32 and bf16 on CPU, bf16 on CUDA): MFU is taken against
+   what this machine does, never a datasheet number.
+2. Each model of a ladder trained for a few steps through the functions `train.train` calls
+   (get_batch, forward_backward, optimizer_step), each timed: tokens/s, FLOP/s under the 6N + attention
+   convention (PaLM App. B), MFU against the peak of the dtype used, and the step split.
+3. Optionally the same shapes through the classic eager fp32 loop of scripts/reference_gpt.py.
+4. The fixed costs of a run: a fresh interpreter importing the training code, loading the corpus,
+   building a model and its optimizer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, shape_for_params
+from sweep.data import Corpus, get_batch, load_corpus
+from sweep.flops import flops_per_token, param_counts
+from sweep.model import GPT
+from sweep.shape import ModelShape
+from sweep.train import forward_backward, make_optimizer, optimizer_step, resolve_dtype
+
+CPU_LADDER = (1e5, 3e5, 1e6, 3e6, 1e7)
+CUDA_LADDER = (1e6, 1e7, 3e7, 1e8, 3e8)
+REFERENCE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reference_gpt.py"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int, seconds: float = 1.0) -> float:
+    """FLOP/s of a square matmul of `size`, the median of repeats over about `seconds`."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        begin = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - begin)
+    return 2 * size**3 / statistics.median(times)
+
+
+def ladder(device: torch.device) -> list[ModelShape]:
+    """The shapes benchmarked: the params rule of the configs, at byte vocabulary."""
+    if device.type == "cuda":
+        config, seq_len = ModelConfig(params=(1,), head_dim=64, aspect_ratio=64), 1024
+        targets = CUDA_LADDER
+    else:
+        config, seq_len = ModelConfig(params=(1,)), 256
+        targets = CPU_LADDER
+    return [shape_for_params(int(n), config, seq_len=seq_len, vocab_size=256) for n in targets]
+
+
+def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_name: str, batch_tokens: int,
+                seconds: float) -> dict:
+    """Train `shape` for about `seconds` after two warm-up steps; medians per step."""
+    spec = RunSpec("bench", shape, batch_tokens, 0, 3e-3, TrainConfig(batch_tokens=batch_tokens, lr=3e-3,
+                   dtype=dtype_name), DataConfig(seq_len=shape.seq_len))
+    dtype = resolve_dtype(dtype_name, device, shape.d_model)
+    torch.manual_seed(0)
+    model = GPT(shape).to(device)
+    optimizer = make_optimizer(model, spec, device)
+    generator = torch.Generator().manual_seed(0)
+    batch_size = batch_tokens // shape.seq_len
+    split = {"batch": [], "forward_backward": [], "optimizer": []}
+    start, step = time.perf_counter(), 0
+    while step < 2 or time.perf_counter() - start < seconds or len(split["batch"]) < 3:
+        marks = [time.perf_counter()]
+        x, y = get_batch(corpus.train, batch_size, shape.seq_len, generator, device)
+        _sync(device)
+        marks.append(time.perf_counter())
+        forward_backward(model, x, y, device, dtype)
+        _sync(device)
+        marks.append(time.perf_counter())
+        optimizer_step(model, optimizer, spec.lr, spec.train.grad_clip)
+        _sync(device)
+        marks.append(time.perf_counter())
+        if step >= 2:
+            for name, begin, end in zip(split, marks, marks[1:]):
+                split[name].append(end - begin)
+        step += 1
+    step_s = {name: statistics.median(times) for name, times in split.items()}
+    tokens_per_s = batch_tokens / sum(step_s.values())
+    return {
+        "shape": shape.name,
+        "params": param_counts(shape).non_embedding,
+        "dtype": "bf16" if dtype == torch.bfloat16 else "fp32",
+        "tokens_per_s": tokens_per_s,
+        "flops_per_s": tokens_per_s * flops_per_token(shape, "6n_attn"),
+        "step_s": step_s,
+    }
+
+
+def reference_tokens_per_s(shape: ModelShape, corpus: Corpus, batch_tokens: int) -> float | None:
+    """tokens/s of the classic loop (scripts/reference_gpt.py) on the same shape, CPU only."""
+    spec = importlib.util.spec_from_file_location("reference_gpt", REFERENCE_SCRIPT)
+    if spec is None or not REFERENCE_SCRIPT.is_file():
+        return None
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    seconds = reference.step_seconds(shape.n_layers, shape.d_model, shape.n_heads, corpus.train,
+                                     batch_tokens=batch_tokens, seq_len=shape.seq_len, steps=5)
+    return batch_tokens / seconds
+
+
+def overheads(shape: ModelShape) -> dict:
+    """Fixed costs a run can pay: a fresh interpreter importing the training code (median of 3),
+    loading the stdlib corpus, building the model and optimizer."""
+    starts = []
+    for _ in range(3):
+        begin = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import sweep.executors"], check=True)
+        starts.append(time.perf_counter() - begin)
+    begin = time.perf_counter()
+    load_corpus(DataConfig())
+    corpus_s = time.perf_counter() - begin
+    begin = time.perf_counter()
+    model = GPT(shape)
+    make_optimizer(model, RunSpec("bench", shape, 1, 0, 1e-3, TrainConfig(), DataConfig()), torch.device("cpu"))
+    build_s = time.perf_counter() - begin
+    process_s = statistics.median(starts)
+    return {"process_start_s": process_s, "corpus_load_s": corpus_s, "model_build_s": build_s,
+            "per_run_s": process_s + build_s}
+
+
+def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threads: int = 0) -> dict:
+    """Everything `sweep bench` reports, as the JSON document it prints."""
+    if threads:
+        torch.set_num_threads(threads)
+    size = 4096 if device.type == "cuda" else 1024
+    peak = {"bf16": matmul_peak(device, torch.bfloat16, size)}
+    peak["fp32"] = matmul_peak(device, torch.float32, size) if device.type == "cpu" else None
+    corpus = load_corpus(DataConfig())
+    batch_tokens = 65536 if device.type == "cuda" else 8192
+    sizes = []
+    for shape in ladder(device):
+        row = bench_shape(shape, corpus, device, "auto", batch_tokens, seconds)
+        row["mfu"] = row["flops_per_s"] / peak[row["dtype"]] if peak.get(row["dtype"]) else None
+        row["reference_tokens_per_s"] = (reference_tokens_per_s(shape, corpus, batch_tokens)
+                                         if reference and device.type == "cpu" else None)
+        sizes.append(row)
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "peak_flops": peak,
+        "sizes": sizes,
+        "overhead_s": overheads(ladder(torch.device("cpu"))[-1]),
+    }

@@ -1,0 +1,22 @@
+"""`sweep bench` pieces on a tiny shape: structure and arithmetic, not speed (speed is the benchmark's job)."""
+
+import torch
+
+from sweep.bench import bench_shape, matmul_peak
+from sweep.config import DataConfig
+from sweep.data import load_corpus
+from sweep.flops import flops_per_token
+from sweep.shape import ModelShape
+
+
+def test_bench_shape_reports_rates_consistent_with_its_step_split(email_glob):
+    corpus = load_corpus(DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2))
+    shape = ModelShape(1, 32, 2, 128, 256, 32)
+    row = bench_shape(shape, corpus, torch.device("cpu"), "fp32", batch_tokens=512, seconds=0.1)
+    assert row["dtype"] == "fp32" and set(row["step_s"]) == {"batch", "forward_backward", "optimizer"}
+    assert row["tokens_per_s"] == 512 / sum(row["step_s"].values())
+    assert row["flops_per_s"] == row["tokens_per_s"] * flops_per_token(shape, "6n_attn")
+
+
+def test_matmul_peak_is_a_measured_positive_rate():
+    assert matmul_peak(torch.device("cpu"), torch.float32, 64, seconds=0.05) > 1e6

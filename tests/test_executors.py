@@ -1,0 +1,44 @@
+"""The worker-pool engine: same runs, same records as one at a time; packing from the grid."""
+
+import json
+
+import pandas as pd
+import torch
+from typer.testing import CliRunner
+
+from sweep import load_runs
+from sweep.cli import app
+from sweep.config import expand, parse_config
+from sweep.executors import packing
+
+from conftest import tiny_config
+
+runner = CliRunner()
+
+
+def test_packing_splits_cores_between_runs(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    specs = expand(parse_config(tiny_config("stdlib", seeds=[0, 1, 2])))  # 12 runs
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert packing(specs, cpu) == (8, 1)
+    assert packing(specs[:3], cpu) == (3, 2)
+    assert packing(specs[:1], cpu) == (1, 8)
+    assert packing(specs, cpu, workers=2) == (2, 4)
+    assert packing(specs, cuda) == (1, 8)
+
+
+def test_pool_trains_every_run_once_and_records_it(tmp_path, write_config, email_glob):
+    path = write_config(tiny_config(email_glob))
+    store = tmp_path / "store"
+    result = runner.invoke(app, ["run", str(path), "--store", str(store), "--workers", "2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "training 2 runs at a time, 1 thread(s) each" in result.output
+    assert "4 trained, 0 already finished, 0 failed" in result.output
+    runs = load_runs(store)
+    assert (runs["status"] == "done").all() and (runs["attempts"] == 1).all()
+    for run_dir in (store / "tiny").iterdir():
+        record = json.loads((run_dir / "result.json").read_text())
+        assert record["threads"] == 1 and record["loss"] == runs.set_index("run_id").loc[run_dir.name, "loss"]
+    again = runner.invoke(app, ["run", str(path), "--store", str(store), "--workers", "2"], catch_exceptions=False)
+    assert "0 trained, 4 already finished" in again.output
+    pd.testing.assert_frame_equal(runs, load_runs(store))

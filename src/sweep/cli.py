@@ -63,6 +63,8 @@ def run(
     device: Optional[Device] = typer.Option(None, "--device", help="Override the config's device."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config key: --set train.lr=1e-3 (repeatable)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Runs trained at once (0 = picked from the grid and device)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Train runs that failed before again."),
+    keep_weights: bool = typer.Option(False, "--keep-weights", help="Keep each run's final weights as model.pt."),
 ):
     """Train every run of a sweep that is not finished yet, recording each in the store."""
     from sweep.config import load_config
@@ -70,10 +72,12 @@ def run(
     sweep_config = load_config(config, overrides)
     if device is not None:
         sweep_config = dataclasses.replace(sweep_config, device=device.value)
-    _run(sweep_config, store, dry_run, workers)
+    from sweep.executors import Options
+
+    _run(sweep_config, store, dry_run, workers, Options(retry_failed=retry_failed, keep_weights=keep_weights))
 
 
-def _run(sweep_config, store_path: Path, dry_run: bool, workers: int) -> None:
+def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -> None:
     import pandas as pd
 
     from sweep.config import expand
@@ -113,7 +117,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int) -> None:
 
     # Batch schedulers stop a job with SIGTERM: treat it as Ctrl-C, so the current run is put back cleanly.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    todo = pending(specs, store) if store_path.is_dir() else specs
+    todo = pending(specs, store, options) if store_path.is_dir() else specs
     processes, threads = packing(todo, device, workers)
     threads = sweep_config.train.threads or threads
     if processes > 1:
@@ -122,8 +126,8 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int) -> None:
     def execute(reporter):
         if processes == 1:
             torch.set_num_threads(threads)
-            return run_local(specs, store, corpus, device, reporter)
-        return run_pool(specs, store, sweep_config.data, device, processes, threads, reporter)
+            return run_local(specs, store, corpus, device, reporter, options)
+        return run_pool(specs, store, sweep_config.data, device, processes, threads, reporter, options)
 
     if console.is_terminal:
         with RichReporter(console) as reporter:
@@ -131,7 +135,8 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int) -> None:
     else:
         outcome = execute(PlainReporter(console))
 
-    console.print(f"sweep {sweep_config.name}: {len(outcome.done)} trained, {outcome.skipped} already finished, "
+    taken = f", {len(outcome.taken)} taken by another runner" if outcome.taken else ""
+    console.print(f"sweep {sweep_config.name}: {len(outcome.done)} trained, {outcome.skipped} already finished{taken}, "
                   f"{len(outcome.failed)} failed, {len(outcome.diverged)} diverged; store {store_path / sweep_config.name}",
                   highlight=False)
     for run_id in outcome.failed + outcome.diverged:

@@ -81,6 +81,7 @@ class TrainConfig:
     evals: int = 4  # validation evaluations during the run, besides the final one
     dtype: str = field(default="auto", metadata=_choices(*DTYPES))
     threads: int = 0  # CPU threads per run; 0 = all cores
+    checkpoint_every: float = 300.0  # seconds between checkpoints of a run in training; 0 = none
 
 
 @dataclass(frozen=True)
@@ -112,10 +113,11 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """Readable prefix plus a hash of everything that decides the result. Thread count and device
-        are left out: running the same config again elsewhere skips what is done."""
+        """Readable prefix plus a hash of everything that decides the result. Thread count, checkpoint
+        interval and device are left out: running the same config again elsewhere skips what is done."""
         identity = self.to_dict()
         identity["train"].pop("threads")
+        identity["train"].pop("checkpoint_every")
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         return f"{self.shape.name}-D{_short_number(self.tokens)}-s{self.seed}-{digest[:8]}"
 
@@ -268,8 +270,11 @@ def _build(cls, raw: Any, path: str, problems: list[str]):
     if len(problems) > before:
         return None
     built = cls(**values)
+    for name, f in fields.items():  # sections left out get their defaults, checked like given ones
+        if name not in raw and dataclasses.is_dataclass(hints[name]) and hints[name] in _CHECKS:
+            _CHECKS[hints[name]](getattr(built, name), f"{path}.{name}" if path else name, problems)
     check = _CHECKS.get(cls)
-    if check:
+    if check and len(problems) == before:
         check(built, path, problems)
     return built
 
@@ -386,6 +391,7 @@ def _check_train(train: TrainConfig, path: str, problems: list[str]) -> None:
     need(0 <= train.beta2 < 1, f"beta2: {train.beta2} must be in [0, 1)")
     need(train.evals >= 0, f"evals: {train.evals} must be non-negative")
     need(train.threads >= 0, f"threads: {train.threads} must be non-negative (0 = all cores)")
+    need(train.checkpoint_every >= 0, f"checkpoint_every: {train.checkpoint_every} must be non-negative (0 = none)")
 
 
 def _check_sweep(config: SweepConfig, path: str, problems: list[str]) -> None:

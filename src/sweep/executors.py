@@ -24,6 +24,8 @@ from typing import Protocol
 import torch
 
 import sweep
+from sweep import checkpoint
+from sweep.claims import try_claim
 from sweep.config import DataConfig, RunSpec, spec_from_dict
 from sweep.data import Corpus, load_corpus
 from sweep.flops import flops_per_token, training_flops
@@ -43,6 +45,7 @@ class SweepOutcome:
     total: int
     skipped: int = 0  # finished before this invocation
     done: list[str] = field(default_factory=list)
+    taken: list[str] = field(default_factory=list)  # claimed or finished by another runner meanwhile
     failed: list[str] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
     interrupted: bool = False
@@ -52,8 +55,18 @@ class SweepOutcome:
         return not (self.failed or self.diverged or self.interrupted)
 
 
-def pending(specs: list[RunSpec], store: Store) -> list[RunSpec]:
-    return [spec for spec in specs if store.status(spec)["status"] not in FINISHED]
+@dataclass(frozen=True)
+class Options:
+    retry_failed: bool = False  # train failed runs again
+    keep_weights: bool = False  # keep final weights as model.pt in the run's directory
+
+
+def _finished(status: str, options: Options) -> bool:
+    return status in FINISHED and not (options.retry_failed and status == "failed")
+
+
+def pending(specs: list[RunSpec], store: Store, options: Options = Options()) -> list[RunSpec]:
+    return [spec for spec in specs if not _finished(store.status(spec)["status"], options)]
 
 
 def packing(todo: list[RunSpec], device: torch.device, workers: int = 0) -> tuple[int, int]:
@@ -69,43 +82,64 @@ def _record_outcome(outcome: SweepOutcome, run_id: str, record: dict) -> None:
     {"done": outcome.done, "failed": outcome.failed, "diverged": outcome.diverged}[record["status"]].append(run_id)
 
 
-def _train_one(spec: RunSpec, store: Store, corpus: Corpus, device: torch.device, progress) -> dict:
-    """Train one run and write its files. KeyboardInterrupt puts it back to pending and propagates."""
-    store.set_status(spec, "running", attempt=True)
-    store.start_metrics(spec)
-    try:
-        result = train(spec, corpus, device, log=lambda row: store.append_metrics(spec, row), progress=progress)
-        record = result_record(spec, result, corpus, device)
-    except KeyboardInterrupt:
-        store.set_status(spec, "pending", reason="interrupted")
-        raise
-    except Exception as err:  # noqa: BLE001 - any error in one run is that run's failure
-        record = failure_record(spec, err, corpus, device)
-    store.finish(spec, record)
-    return record
+def _train_one(spec: RunSpec, store: Store, corpus: Corpus, device: torch.device, options: Options,
+               started, progress) -> dict | None:
+    """Claim, train (resuming from a checkpoint if there is one) and record one run. None if another
+    runner holds it or finished it meanwhile. KeyboardInterrupt puts it back to pending and propagates;
+    its checkpoint stays for the next attempt."""
+    run_dir = store.run_dir(spec)
+    claim = try_claim(run_dir)
+    if claim is None:
+        return None
+    with claim:
+        if _finished(store.status(spec)["status"], options):
+            return None  # finished by another runner after this one listed it
+        started()
+        checkpoint_path = run_dir / "checkpoint.pt"
+        state = checkpoint.load(checkpoint_path)
+        store.set_status(spec, "running", attempt=True)
+        store.start_metrics(spec, keep_through_step=state["step"] if state else 0)
+        weights = (lambda weights: checkpoint.save(run_dir / "model.pt", {"model": weights})) if options.keep_weights else None
+        try:
+            result = train(spec, corpus, device, log=lambda row: store.append_metrics(spec, row), progress=progress,
+                           resume=state, save_checkpoint=lambda s: checkpoint.save(checkpoint_path, s),
+                           final_weights=weights)
+            record = result_record(spec, result, corpus, device)
+        except KeyboardInterrupt:
+            store.set_status(spec, "pending", reason="interrupted")
+            raise
+        except Exception as err:  # noqa: BLE001 - any error in one run is that run's failure
+            record = failure_record(spec, err, corpus, device)
+        store.finish(spec, record)
+        checkpoint_path.unlink(missing_ok=True)
+        return record
 
 
 def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.device,
-              reporter: Reporter) -> SweepOutcome:
+              reporter: Reporter, options: Options = Options()) -> SweepOutcome:
     """Train every unfinished spec in this process, one after another."""
     for spec in specs:
         store.register(spec)
-    todo = pending(specs, store)
+    todo = pending(specs, store, options)
     outcome = SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
     reporter.sweep_started(specs, todo)
     for index, spec in enumerate(todo):
-        reporter.run_started(spec, index, len(todo))
         try:
-            record = _train_one(spec, store, corpus, device, lambda row, s=spec: reporter.run_progress(s, row))
+            record = _train_one(spec, store, corpus, device, options,
+                                lambda s=spec, i=index: reporter.run_started(s, i, len(todo)),
+                                lambda row, s=spec: reporter.run_progress(s, row))
         except KeyboardInterrupt:
             outcome.interrupted = True
             break
+        if record is None:
+            outcome.taken.append(spec.run_id)
+            continue
         _record_outcome(outcome, spec.run_id, record)
         reporter.run_finished(spec, record)
     return outcome
 
 
-def _worker(store_root: str, data: dict, device_name: str, threads: int, tasks, events) -> None:
+def _worker(store_root: str, data: dict, device_name: str, threads: int, options: Options, tasks, events) -> None:
     """A worker process: load the corpus once, then train specs from `tasks` until a None."""
     try:
         torch.set_num_threads(threads)
@@ -113,21 +147,21 @@ def _worker(store_root: str, data: dict, device_name: str, threads: int, tasks, 
         device, store = torch.device(device_name), Store(store_root)
         while (task := tasks.get()) is not None:
             spec = spec_from_dict(task)
-            events.put(("started", spec.run_id, os.getpid()))
-            record = _train_one(spec, store, corpus, device,
+            record = _train_one(spec, store, corpus, device, options,
+                                lambda run_id=spec.run_id: events.put(("started", run_id, os.getpid())),
                                 lambda row, run_id=spec.run_id: events.put(("progress", run_id, row)))
-            events.put(("finished", spec.run_id, record))
+            events.put(("taken" if record is None else "finished", spec.run_id, record))
     except KeyboardInterrupt:
         pass  # the run in flight was put back to pending by _train_one
 
 
 def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch.device, workers: int,
-             threads: int, reporter: Reporter) -> SweepOutcome:
+             threads: int, reporter: Reporter, options: Options = Options()) -> SweepOutcome:
     """Train every unfinished spec on `workers` processes of `threads` threads, largest first
     (longest-processing-time-first keeps the last runs from leaving workers idle)."""
     for spec in specs:
         store.register(spec)
-    todo = sorted(pending(specs, store), key=lambda s: flops_per_token(s.shape, "6n") * s.tokens, reverse=True)
+    todo = sorted(pending(specs, store, options), key=lambda s: flops_per_token(s.shape, "6n") * s.tokens, reverse=True)
     outcome = SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
     reporter.sweep_started(specs, todo)
     by_id = {spec.run_id: spec for spec in todo}
@@ -136,7 +170,7 @@ def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch
     for spec in todo:
         tasks.put(spec.to_dict())
     processes = [context.Process(target=_worker, args=(str(store.root), dataclasses.asdict(data), device.type,
-                                                       threads, tasks, events), daemon=True)
+                                                       threads, options, tasks, events), daemon=True)
                  for _ in range(min(workers, len(todo)))]
     for _ in processes:
         tasks.put(None)
@@ -158,6 +192,8 @@ def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch
                 started += 1
             elif kind == "progress":
                 reporter.run_progress(by_id[run_id], payload)
+            elif kind == "taken":
+                outcome.taken.append(run_id)
             else:
                 in_flight = {pid: rid for pid, rid in in_flight.items() if rid != run_id}
                 _record_outcome(outcome, run_id, payload)

@@ -87,7 +87,7 @@ class Store:
         return self.root / spec.sweep / spec.run_id
 
     def status(self, spec: RunSpec) -> dict:
-        return read_json(self.run_dir(spec) / "status.json") or {"status": "pending", "attempts": 0}
+        return run_status(self.run_dir(spec))
 
     def register(self, spec: RunSpec) -> None:
         """Create the run's directory with its spec, unless it exists; never touches a run's results."""
@@ -110,9 +110,17 @@ class Store:
             "reason": reason,
         })
 
-    def start_metrics(self, spec: RunSpec) -> None:
-        """A fresh metrics log for a new attempt: the old one's rows belong to a run that did not finish."""
-        (self.run_dir(spec) / "metrics.jsonl").unlink(missing_ok=True)
+    def start_metrics(self, spec: RunSpec, keep_through_step: int = 0) -> None:
+        """The metrics log of a new attempt: rows up to the checkpoint it resumes from stay; later rows
+        belong to training that is about to be redone, and go."""
+        path = self.run_dir(spec) / "metrics.jsonl"
+        kept = [row for row in read_metrics(self.run_dir(spec)) if row.get("step", 0) <= keep_through_step]
+        if not kept:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in kept))
+        os.replace(tmp, path)
 
     def append_metrics(self, spec: RunSpec, row: dict) -> None:
         line = json.dumps(row, sort_keys=True) + "\n"
@@ -124,6 +132,17 @@ class Store:
         """Write the final record, then the status that points readers at it."""
         write_json(self.run_dir(spec) / "result.json", record)
         self.set_status(spec, record["status"], reason=record.get("reason"))
+
+
+def run_status(run_dir: Path) -> dict:
+    """status.json, except that a run marked finished whose result.json is missing or unreadable
+    counts as pending (with a warning): its result is lost, so it must be trained again."""
+    status = read_json(run_dir / "status.json") or {"status": "pending", "attempts": 0}
+    if status.get("status") in FINISHED and read_json(run_dir / "result.json") is None:
+        warnings.warn(f"{run_dir}: status {status['status']!r} but no readable result.json; shown as incomplete",
+                      stacklevel=2)
+        status = {**status, "status": "pending"}
+    return status
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -176,17 +195,13 @@ def _run_row(run_dir: Path) -> dict | None:
     except (KeyError, TypeError, ValueError) as err:
         warnings.warn(f"{run_dir / 'spec.json'}: not a run spec ({err}); skipped", stacklevel=2)
         return None
-    status = read_json(run_dir / "status.json") or {}
-    row["status"] = status.get("status", "pending")
+    status = run_status(run_dir)
     row["attempts"] = status.get("attempts", 0)
     row["reason"] = status.get("reason")
-    result = read_json(run_dir / "result.json")
+    result = read_json(run_dir / "result.json") if status["status"] in FINISHED else None
     if result is not None:
         row.update({key: result[key] for key in COLUMNS if key in result})
-    elif row["status"] in FINISHED:
-        warnings.warn(f"{run_dir}: status {row['status']!r} but no readable result.json; shown as incomplete",
-                      stacklevel=2)
-        row["status"] = "pending"
+    row["status"] = status["status"]
     if row.get("loss") is not None and "bpb" not in row:
         row["bpb"] = row["loss"] / math.log(2)
     return row

@@ -161,9 +161,15 @@ class PeakMemory:
 
 
 def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda row: None,
-          progress: Log = lambda row: None) -> RunResult:
+          progress: Log = lambda row: None, resume: dict | None = None,
+          save_checkpoint: Callable[[dict], None] | None = None,
+          final_weights: Callable[[dict], None] | None = None) -> RunResult:
     """Train `spec` on `corpus`. `log` gets one metrics row per logging interval and evaluation
-    (step, tokens, flops, train_loss, val_loss, lr, elapsed_s); `progress` gets the same rows, for display."""
+    (step, tokens, flops, train_loss, val_loss, lr, elapsed_s); `progress` gets the same rows, for display.
+    `resume` is a state `save_checkpoint` was given: training continues from its step, and on CPU the
+    rest of the curve is the one an uninterrupted run draws. Checkpoints are taken at logging
+    boundaries, at most every `spec.train.checkpoint_every` seconds. `final_weights` gets the
+    model's state dict at the end."""
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
     started = time.perf_counter()
@@ -181,8 +187,18 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     evaluate_after = eval_steps(steps, spec.train.evals)
     log_every = max(1, steps // 100)
     loss_sum, loss_count, first_loss, train_loss, val_loss = torch.zeros((), device=device), 0, None, None, None
+    start_step, elapsed_before, strikes = 0, 0.0, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        generator.set_state(resume["generator"])
+        start_step, elapsed_before = resume["step"], resume["elapsed_s"]
+        first_loss, train_loss, val_loss = resume["first_loss"], resume["train_loss"], resume["val_loss"]
+        strikes = resume["strikes"]
+    started -= elapsed_before  # elapsed time and wall_s count every attempt's training
+    last_save = time.perf_counter()
 
-    for step in range(steps):
+    for step in range(start_step, steps):
         lr = lr_at(step, steps, spec.lr, spec.train.warmup, spec.train.min_lr_ratio)
         x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device)
         loss_sum += forward_backward(model, x, y, device, dtype)
@@ -197,7 +213,8 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
         first_loss = first_loss or train_loss
         row = {"step": done, "tokens": done * spec.train.batch_tokens, "flops": done * flops_per_step,
                "train_loss": train_loss, "lr": lr, "elapsed_s": round(time.perf_counter() - started, 3)}
-        reason = _divergence(train_loss, first_loss, done, steps, spec.train.warmup)
+        strikes = strikes + 1 if _above_start(train_loss, first_loss, done, steps, spec.train.warmup) else 0
+        reason = _divergence(train_loss, first_loss, done, strikes)
         if reason is None and done in evaluate_after:
             val_loss = evaluate(model, val_x, val_y, batch_size, device, dtype)
             row["val_loss"] = val_loss
@@ -207,16 +224,34 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
         progress({**row, "steps": steps})
         if reason:
             return _result("diverged", spec, done, None, train_loss, started, memory, dtype, reason)
+        every = spec.train.checkpoint_every
+        if save_checkpoint and every and done < steps and time.perf_counter() - last_save >= every:
+            save_checkpoint({"step": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "generator": generator.get_state(), "first_loss": first_loss,
+                             "train_loss": train_loss, "val_loss": val_loss, "strikes": strikes,
+                             "elapsed_s": time.perf_counter() - started})
+            last_save = time.perf_counter()
+    if final_weights:
+        final_weights(model.state_dict())
     return _result("done", spec, steps, val_loss, train_loss, started, memory, dtype)
 
 
-def _divergence(train_loss: float, first_loss: float, step: int, steps: int, warmup: float) -> str | None:
-    """A reason to stop, or None. Exploding means the loss climbed well above where it started,
-    after warmup (early spikes during warmup are common and recover)."""
+# Exploding: the loss stayed 1.5x above where it started for this many logging intervals in a row.
+# One high interval is not enough: early spikes (seen at step 11 of a tiny model at lr 1e-2) recover.
+EXPLODING_STRIKES = 3
+
+
+def _above_start(train_loss: float, first_loss: float, step: int, steps: int, warmup: float) -> bool:
+    return step > warmup * steps and train_loss > 1.5 * first_loss
+
+
+def _divergence(train_loss: float, first_loss: float, step: int, strikes: int) -> str | None:
+    """A reason to stop, or None: a non-finite loss at once, an exploding one when it persists."""
     if not math.isfinite(train_loss):
         return f"training loss became {train_loss} at step {step}"
-    if step > warmup * steps and train_loss > 1.5 * first_loss:
-        return f"training loss exploded to {train_loss:.3f} at step {step} (started at {first_loss:.3f})"
+    if strikes >= EXPLODING_STRIKES:
+        return (f"training loss exploded to {train_loss:.3f} at step {step} (started at {first_loss:.3f}; "
+                f"above 1.5x that for {strikes} logging intervals)")
     return None
 
 

@@ -96,6 +96,19 @@ def test_two_runners_on_one_store_take_different_runs(tmp_path, write_config, em
     assert sum(trained) == len(runs) == 4
 
 
+def test_editing_a_sweep_adds_runs_and_keeps_finished_ones(tmp_path, write_config, email_glob):
+    store = tmp_path / "store"
+    first = write_config(tiny_config(email_glob))
+    assert runner.invoke(app, ["run", str(first), "--store", str(store)]).exit_code == 0
+    before = load_runs(store).set_index("run_id")
+    grown = write_config(tiny_config(email_glob, tokens=["8192", "16384", "32768"]), name="grown.yaml")
+    result = runner.invoke(app, ["run", str(grown), "--store", str(store)])
+    assert "2 trained, 4 already finished" in result.output
+    after = load_runs(store).set_index("run_id")
+    assert len(after) == 6 and (after.loc[before.index, "loss"] == before["loss"]).all()
+    assert (after.loc[before.index, "attempts"] == 1).all()
+
+
 def test_retry_failed_trains_failed_runs_again(tmp_path, write_config, email_glob):
     config = write_config(tiny_config(email_glob))
     store = tmp_path / "store"

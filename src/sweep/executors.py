@@ -139,13 +139,25 @@ def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.
     return outcome
 
 
+def _next_task(tasks, parent: int):
+    """The next spec dict, or None when the queue says stop or the parent process is gone (killed
+    runners must not leave workers waiting forever; the run in flight was finished and recorded)."""
+    while True:
+        try:
+            return tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return None
+
+
 def _worker(store_root: str, data: dict, device_name: str, threads: int, options: Options, tasks, events) -> None:
     """A worker process: load the corpus once, then train specs from `tasks` until a None."""
+    parent = os.getppid()
     try:
         torch.set_num_threads(threads)
         corpus = load_corpus(DataConfig(**data))
         device, store = torch.device(device_name), Store(store_root)
-        while (task := tasks.get()) is not None:
+        while (task := _next_task(tasks, parent)) is not None:
             spec = spec_from_dict(task)
             record = _train_one(spec, store, corpus, device, options,
                                 lambda run_id=spec.run_id: events.put(("started", run_id, os.getpid())),

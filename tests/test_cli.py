@@ -74,7 +74,7 @@ def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path, write_config, emai
     store = tmp_path / "store"
     result = invoke("run", path, "--store", store, "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "4 runs, estimated" in result.output and "L2-d32-h2" in result.output
+    assert "4 runs, 4 to train, estimated" in result.output and "L2-d32-h2" in result.output
     assert not store.exists()
 
 

@@ -86,7 +86,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
     from sweep.progress import PlainReporter, RichReporter
     from sweep.report import plan_table
     from sweep.store import Store, spec_columns
-    from sweep.train import measure_step_seconds, resolve_device
+    from sweep.train import resolve_device
 
     import torch
 
@@ -99,33 +99,38 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
     specs = expand(sweep_config, corpus.sha256, corpus.vocab_size)
     store = Store(store_path)
 
+    todo = pending(specs, store, options) if store_path.is_dir() else specs
+    processes, threads = packing(todo, device, workers)
+    threads = sweep_config.train.threads or threads
+    torch.set_num_threads(threads)
+
     if dry_run:
+        from sweep.bench import bench_shape
+
         step_seconds = {}
         rows = []
         for spec in specs:
-            if spec.shape not in step_seconds:
-                step_seconds[spec.shape] = measure_step_seconds(spec, corpus, device)
+            if spec.shape not in step_seconds:  # the step `train` runs, at the threads a run will get
+                timing = bench_shape(spec.shape, corpus, device, spec.train.dtype, spec.train.batch_tokens, seconds=0)
+                step_seconds[spec.shape] = sum(timing["step_s"].values())
             steps = max(1, round(spec.tokens / spec.train.batch_tokens))
             # Each evaluation reads val_tokens forward only: about a third of a training step's work per token.
             eval_steps = (spec.train.evals + 1) * spec.data.val_tokens / spec.train.batch_tokens / 3
             status = store.status(spec)["status"] if store_path.is_dir() else "pending"
             rows.append({**spec_columns(spec), "shape": spec.shape.name, "status": status,
                          "est_s": (steps + eval_steps) * step_seconds[spec.shape]})
-        console.print(plan_table(pd.DataFrame(rows)))
-        console.print(f"estimates time 2 training steps of each shape on {device.type}; nothing was written")
+        console.print(plan_table(pd.DataFrame(rows), processes))
+        console.print(f"estimates time 3 training steps of each shape on {device.type} with {threads} thread(s); "
+                      "nothing was written", highlight=False)
         return
 
     # Batch schedulers stop a job with SIGTERM: treat it as Ctrl-C, so the current run is put back cleanly.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    todo = pending(specs, store, options) if store_path.is_dir() else specs
-    processes, threads = packing(todo, device, workers)
-    threads = sweep_config.train.threads or threads
     if processes > 1:
         console.print(f"training {processes} runs at a time, {threads} thread(s) each", highlight=False)
 
     def execute(reporter):
         if processes == 1:
-            torch.set_num_threads(threads)
             return run_local(specs, store, corpus, device, reporter, options)
         return run_pool(specs, store, sweep_config.data, device, processes, threads, reporter, options)
 

@@ -44,10 +44,11 @@ def runs_table(runs: pd.DataFrame) -> Table:
     return table
 
 
-def plan_table(plan: pd.DataFrame) -> Table:
-    """`sweep run --dry-run`: the expanded grid with its estimated cost."""
-    table = Table(title=f"{len(plan)} runs, estimated {plan['est_s'].sum() / 60:.1f} min in total "
-                        f"({(plan['status'] != 'done').sum()} to train)", title_justify="left")
+def plan_table(plan: pd.DataFrame, processes: int) -> Table:
+    """`sweep run --dry-run`: the expanded grid with its estimated cost, `processes` runs at a time."""
+    todo = plan[plan["status"] != "done"]
+    table = Table(title=f"{len(plan)} runs, {len(todo)} to train, estimated {todo['est_s'].sum() / processes / 60:.1f} min "
+                        f"({processes} at a time)", title_justify="left")
     for name in ("run_id", "shape", "params", "params_total", "tokens", "seed", "lr", "flops", "status", "est"):
         table.add_column(name, justify="left" if name in ("run_id", "shape", "status") else "right")
     for run in plan.itertuples():

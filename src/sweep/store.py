@@ -134,15 +134,23 @@ class Store:
         self.set_status(spec, record["status"], reason=record.get("reason"))
 
 
-def run_status(run_dir: Path) -> dict:
-    """status.json, except that a run marked finished whose result.json is missing or unreadable
-    counts as pending (with a warning): its result is lost, so it must be trained again."""
+def _status_and_result(run_dir: Path) -> tuple[dict, dict | None]:
+    """status.json and, for a finished run, result.json. A run marked finished whose result.json is
+    missing or unreadable counts as pending (with a warning): its result is lost, so it must be
+    trained again."""
     status = read_json(run_dir / "status.json") or {"status": "pending", "attempts": 0}
-    if status.get("status") in FINISHED and read_json(run_dir / "result.json") is None:
+    if status.get("status") not in FINISHED:
+        return status, None
+    result = read_json(run_dir / "result.json")
+    if result is None:
         warnings.warn(f"{run_dir}: status {status['status']!r} but no readable result.json; shown as incomplete",
                       stacklevel=2)
         status = {**status, "status": "pending"}
-    return status
+    return status, result
+
+
+def run_status(run_dir: Path) -> dict:
+    return _status_and_result(run_dir)[0]
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -195,10 +203,9 @@ def _run_row(run_dir: Path) -> dict | None:
     except (KeyError, TypeError, ValueError) as err:
         warnings.warn(f"{run_dir / 'spec.json'}: not a run spec ({err}); skipped", stacklevel=2)
         return None
-    status = run_status(run_dir)
+    status, result = _status_and_result(run_dir)
     row["attempts"] = status.get("attempts", 0)
     row["reason"] = status.get("reason")
-    result = read_json(run_dir / "result.json") if status["status"] in FINISHED else None
     if result is not None:
         row.update({key: result[key] for key in COLUMNS if key in result})
     row["status"] = status["status"]

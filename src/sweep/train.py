@@ -261,24 +261,3 @@ def _result(status, spec, steps, val_loss, train_loss, started, memory, dtype, r
     return RunResult(status=status, steps=steps, tokens=tokens, loss=val_loss, train_loss=train_loss,
                      wall_s=wall_s, tokens_per_s=tokens / wall_s, peak_mem_bytes=memory.read(),
                      dtype="bf16" if dtype == torch.bfloat16 else "fp32", reason=reason)
-
-
-def measure_step_seconds(spec: RunSpec, corpus: Corpus, device: torch.device, steps: int = 2) -> float:
-    """Median seconds of one training step of `spec`'s shape, after one warm-up step: the same step
-    `train` runs. Used to estimate how long a sweep will take."""
-    if spec.train.threads:
-        torch.set_num_threads(spec.train.threads)
-    dtype = resolve_dtype(spec.train.dtype, device, spec.shape.d_model)
-    model = GPT(spec.shape).to(device)
-    optimizer = make_optimizer(model, spec, device)
-    generator = torch.Generator().manual_seed(0)
-    batch_size = spec.train.batch_tokens // spec.shape.seq_len
-    times = []
-    for _ in range(steps + 1):
-        begin = time.perf_counter()
-        x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device)
-        loss = forward_backward(model, x, y, device, dtype)
-        optimizer_step(model, optimizer, spec.lr, spec.train.grad_clip)
-        loss.item()
-        times.append(time.perf_counter() - begin)
-    return sorted(times[1:])[len(times[1:]) // 2]

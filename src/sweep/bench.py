@@ -26,7 +26,7 @@ from sweep.data import Corpus, get_batch, load_corpus
 from sweep.flops import flops_per_token, param_counts
 from sweep.model import GPT
 from sweep.shape import ModelShape
-from sweep.train import forward_backward, make_optimizer, optimizer_step, resolve_dtype
+from sweep.train import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype
 
 CPU_LADDER = (1e5, 3e5, 1e6, 3e6, 1e7)
 CUDA_LADDER = (1e6, 1e7, 3e7, 1e8, 3e8)
@@ -71,6 +71,7 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
     spec = RunSpec("bench", shape, batch_tokens, 0, 3e-3, TrainConfig(batch_tokens=batch_tokens, lr=3e-3,
                    dtype=dtype_name), DataConfig(seq_len=shape.seq_len))
     dtype = resolve_dtype(dtype_name, device, shape.d_model)
+    configure_device(device)
     torch.manual_seed(0)
     model = GPT(shape).to(device)
     optimizer = make_optimizer(model, spec, device)

@@ -66,6 +66,18 @@ def resolve_dtype(name: str, device: torch.device, d_model: int) -> torch.dtype:
     return torch.float32
 
 
+def configure_device(device: torch.device) -> None:
+    """Process-wide numeric settings for training on `device`.
+    CPU: flush denormals to zero; at 3M parameters (bf16, 2 threads) steps ran 9-16% faster, with no
+    change at the quickstart's sizes. Values below 1e-38 (AdamW's second moments, tiny gradients)
+    become 0. CUDA: TF32 for fp32 matmuls (10-bit mantissa; bf16 autocast covers most of the work)."""
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
 def lr_at(step: int, steps: int, peak_lr: float, warmup: float, min_lr_ratio: float) -> float:
     """Learning rate for `step` (0-based) of `steps`: linear warmup over the first `warmup` share of
     steps, then cosine decay to `min_lr_ratio × peak_lr` at the last step."""
@@ -172,6 +184,7 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     model's state dict at the end."""
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
+    configure_device(device)
     started = time.perf_counter()
     memory = PeakMemory(device)
     dtype = resolve_dtype(spec.train.dtype, device, spec.shape.d_model)

@@ -96,7 +96,7 @@ def test_missing_required_key_and_both_size_forms():
     del raw["tokens"]
     raw["model"]["params"] = [1e5]
     found = problems_of(raw)
-    assert "tokens: required key is missing" in found
+    assert any(p.startswith("tokens: give exactly one of 'tokens'") for p in found)
     assert any(p.startswith("model: give exactly one of 'sizes'") for p in found)
 
 
@@ -149,3 +149,19 @@ def test_auto_lr_follows_kaplan_rule():
     spec = expand(config)[0]
     assert spec.lr == pytest.approx(0.003239 - 0.0001395 * math.log(param_counts(spec.shape).non_embedding))
     assert lr_for_params(10**6) < lr_for_params(10**5)
+
+
+def test_flops_budgets_make_isoflop_groups():
+    """With `flops`, every size of a budget trains C / 6N tokens (in whole batches): equal-compute groups."""
+    raw = tiny_config("stdlib", flops=["2e9", "8e9"])
+    del raw["tokens"]
+    specs = expand(parse_config(raw))
+    assert len(specs) == 4
+    for spec in specs:
+        compute = 6 * param_counts(spec.shape).non_embedding * spec.tokens
+        budget = 2e9 if compute < 4e9 else 8e9
+        assert spec.tokens % 1024 == 0
+        assert abs(compute / budget - 1) <= 6 * param_counts(spec.shape).non_embedding * 512 / budget + 1e-12
+    raw["tokens"] = [8192]
+    with pytest.raises(ConfigError, match="give exactly one of 'tokens'"):
+        parse_config(raw)

@@ -87,7 +87,8 @@ class TrainConfig:
 @dataclass(frozen=True)
 class SweepConfig:
     name: str
-    tokens: tuple[int, ...]
+    tokens: tuple[int, ...] = ()  # training-token budgets: an N × D grid ...
+    flops: tuple[float, ...] = ()  # ... or compute budgets C: each size trains C / 6N tokens (IsoFLOP)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     seeds: tuple[int, ...] = (0,)
@@ -179,10 +180,25 @@ def model_shapes(config: SweepConfig, vocab_size: int = 256) -> list[ModelShape]
     return [shape_for_params(n, model, seq_len, vocab_size) for n in model.params]
 
 
+def tokens_for_flops(shape: ModelShape, flops: float, batch_tokens: int) -> int:
+    """Tokens that spend `flops` on `shape` under C = 6·N·D (N non-embedding, the FLOPs convention
+    `sweep fit` groups by), in whole batches: runs of one budget form an IsoFLOP group
+    (Hoffmann et al. 2022, Approach 2)."""
+    return round(flops / (6 * param_counts(shape).non_embedding) / batch_tokens) * batch_tokens
+
+
+def budgets(config: SweepConfig, vocab_size: int = 256) -> list[tuple[ModelShape, int]]:
+    """(shape, training tokens) pairs of the grid: sizes × tokens, or sizes × compute budgets."""
+    shapes = model_shapes(config, vocab_size)
+    if config.flops:
+        return [(shape, tokens_for_flops(shape, c, config.train.batch_tokens)) for shape in shapes for c in config.flops]
+    return list(itertools.product(shapes, config.tokens))
+
+
 def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) -> list[RunSpec]:
-    """The grid: sizes × tokens × learning rates × seeds, small and short runs first."""
+    """The grid: sizes × (tokens or compute budgets) × learning rates × seeds, small and short runs first."""
     specs = []
-    for shape, tokens in itertools.product(model_shapes(config, vocab_size), config.tokens):
+    for shape, tokens in budgets(config, vocab_size):
         lrs = config.train.lr
         if lrs == "auto":
             lrs = (lr_for_params(param_counts(shape).non_embedding),)
@@ -215,6 +231,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> SweepConfig:
 
 def parse_config(raw: dict) -> SweepConfig:
     problems: list[str] = []
+    if bool(raw.get("tokens")) == bool(raw.get("flops")):  # which keys are given: known before any parsing
+        problems.append("tokens: give exactly one of 'tokens' (training-token budgets) or 'flops' (compute budgets)")
     config = _build(SweepConfig, raw, "", problems)
     if problems:
         raise ConfigError(problems)
@@ -399,10 +417,15 @@ def _check_sweep(config: SweepConfig, path: str, problems: list[str]) -> None:
     need = lambda ok, message: _need(problems, ok, message)  # noqa: E731
     need(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", config.name)),
          f"name: {config.name!r} must be letters, digits, '_', '-' or '.' (it names a directory)")
-    need(bool(config.tokens), "tokens: give at least one training-token budget")
     batch, seq_len = config.train.batch_tokens, config.data.seq_len
     for i, tokens in enumerate(config.tokens):
         need(tokens >= batch, f"tokens[{i}]: {tokens:g} is less than one batch (train.batch_tokens = {batch})")
+    for i, flops in enumerate(config.flops):
+        need(flops > 0, f"flops[{i}]: {flops:g} must be positive")
+    if config.flops and all(f > 0 for f in config.flops) and batch % seq_len == 0:
+        for shape, tokens in budgets(config):
+            need(tokens >= batch, f"flops: {shape.name} gets {tokens:,} tokens from its smallest budget, less than "
+                                  f"one batch ({batch}); raise the budget or drop the size")
     need(bool(config.seeds), "seeds: give at least one seed")
     need(len(set(config.seeds)) == len(config.seeds), "seeds: repeated seed")
     need(all(s >= 0 for s in config.seeds), "seeds: must be non-negative")

@@ -12,6 +12,7 @@ def human(value: float, digits: int = 3) -> str:
     """1234567 -> '1.23M'; NaN -> '-'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    value = float(f"{value:.{digits}g}")  # round first, so 999.9e9 shows as 1T, not 1e+03G
     for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(value) >= scale:
             return f"{value / scale:.{digits}g}{unit}"

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from sweep.errors import SweepError
+from sweep.flops import FLOPS_CONVENTIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure scaling laws: train a ladder of Transformers, record every run, fit laws.")
@@ -203,11 +204,7 @@ class ParamsConvention(str, Enum):
     total = "total"
 
 
-class FlopsConvention(str, Enum):
-    six_n = "6n"
-    six_n_total = "6n_total"
-    six_n_attn = "6n_attn"
-    matmul = "matmul"
+FlopsConvention = Enum("FlopsConvention", {name: name for name in FLOPS_CONVENTIONS}, type=str)
 
 
 class Aggregate(str, Enum):
@@ -223,7 +220,7 @@ def fit(
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Only this sweep of the store."),
     params_convention: ParamsConvention = typer.Option(ParamsConvention.non_embedding, "--params-convention",
                                                        help="What N counts: non_embedding (Kaplan) or total (Hoffmann)."),
-    flops_convention: FlopsConvention = typer.Option(FlopsConvention.six_n, "--flops-convention",
+    flops_convention: FlopsConvention = typer.Option(FlopsConvention["6n"], "--flops-convention",
                                                      help="The FLOPs column C comes from (see the README)."),
     aggregate: Aggregate = typer.Option(Aggregate.min_of_means, "--aggregate",
                                         help="Runs sharing (N, D): min over learning rates of the mean over seeds, or mean, or min."),

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from sweep.errors import ConfigError, SweepError
-from sweep.flops import param_counts
+from sweep.flops import flops_per_token, param_counts
 from sweep.shape import ACTIVATIONS, NORMS, POSITIONS, ModelShape, default_d_ff, default_heads
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -111,6 +111,11 @@ class RunSpec:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def flops(self) -> int:
+        """6·N·D of this run's budget, N non-embedding: the cost sweeps are ordered and shown by."""
+        return flops_per_token(self.shape, "6n") * self.tokens
 
     @property
     def run_id(self) -> str:

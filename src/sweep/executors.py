@@ -28,7 +28,7 @@ from sweep import checkpoint
 from sweep.claims import try_claim
 from sweep.config import DataConfig, RunSpec, spec_from_dict
 from sweep.data import Corpus, load_corpus
-from sweep.flops import flops_per_token, training_flops
+from sweep.flops import training_flops
 from sweep.store import FINISHED, Store, spec_columns
 from sweep.train import RunResult, train
 
@@ -78,8 +78,19 @@ def packing(todo: list[RunSpec], device: torch.device, workers: int = 0) -> tupl
     return workers, max(1, cores // workers)
 
 
-def _record_outcome(outcome: SweepOutcome, run_id: str, record: dict) -> None:
-    {"done": outcome.done, "failed": outcome.failed, "diverged": outcome.diverged}[record["status"]].append(run_id)
+def _begin(specs: list[RunSpec], store: Store, options: Options, reporter: Reporter) -> tuple[list[RunSpec], SweepOutcome]:
+    """Register every spec in the store, list the unfinished ones and announce the sweep."""
+    for spec in specs:
+        store.register(spec)
+    todo = pending(specs, store, options)
+    reporter.sweep_started(specs, todo)
+    return todo, SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
+
+
+def _finish(outcome: SweepOutcome, reporter: Reporter, spec: RunSpec, record: dict) -> None:
+    """Count a run that ended (done, failed or diverged) and show it."""
+    {"done": outcome.done, "failed": outcome.failed, "diverged": outcome.diverged}[record["status"]].append(spec.run_id)
+    reporter.run_finished(spec, record)
 
 
 def _train_one(spec: RunSpec, store: Store, corpus: Corpus, device: torch.device, options: Options,
@@ -118,11 +129,7 @@ def _train_one(spec: RunSpec, store: Store, corpus: Corpus, device: torch.device
 def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.device,
               reporter: Reporter, options: Options = Options()) -> SweepOutcome:
     """Train every unfinished spec in this process, one after another."""
-    for spec in specs:
-        store.register(spec)
-    todo = pending(specs, store, options)
-    outcome = SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
-    reporter.sweep_started(specs, todo)
+    todo, outcome = _begin(specs, store, options, reporter)
     for index, spec in enumerate(todo):
         try:
             record = _train_one(spec, store, corpus, device, options,
@@ -134,8 +141,7 @@ def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.
         if record is None:
             outcome.taken.append(spec.run_id)
             continue
-        _record_outcome(outcome, spec.run_id, record)
-        reporter.run_finished(spec, record)
+        _finish(outcome, reporter, spec, record)
     return outcome
 
 
@@ -171,11 +177,8 @@ def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch
              threads: int, reporter: Reporter, options: Options = Options()) -> SweepOutcome:
     """Train every unfinished spec on `workers` processes of `threads` threads, largest first
     (longest-processing-time-first keeps the last runs from leaving workers idle)."""
-    for spec in specs:
-        store.register(spec)
-    todo = sorted(pending(specs, store, options), key=lambda s: flops_per_token(s.shape, "6n") * s.tokens, reverse=True)
-    outcome = SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
-    reporter.sweep_started(specs, todo)
+    todo, outcome = _begin(specs, store, options, reporter)
+    todo = sorted(todo, key=lambda spec: spec.flops, reverse=True)
     by_id = {spec.run_id: spec for spec in todo}
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's thread pools exist
     tasks, events = context.Queue(), context.Queue()
@@ -208,8 +211,7 @@ def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch
                 outcome.taken.append(run_id)
             else:
                 in_flight = {pid: rid for pid, rid in in_flight.items() if rid != run_id}
-                _record_outcome(outcome, run_id, payload)
-                reporter.run_finished(by_id[run_id], payload)
+                _finish(outcome, reporter, by_id[run_id], payload)
         _reap_dead_workers(processes, in_flight, by_id, store, outcome, reporter)
     except KeyboardInterrupt:
         outcome.interrupted = True
@@ -231,8 +233,7 @@ def _reap_dead_workers(processes, in_flight, by_id, store, outcome, reporter) ->
                       "reason": f"worker process died with exit code {process.exitcode}"}
             store.finish(spec, record)
             del in_flight[process.pid]
-            _record_outcome(outcome, run_id, record)
-            reporter.run_finished(spec, record)
+            _finish(outcome, reporter, spec, record)
 
 
 def environment(corpus: Corpus, device: torch.device) -> dict:

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 
 from sweep.shape import ModelShape
 
-FLOPS_CONVENTIONS = ("6n", "6n_total", "6n_attn", "matmul")
+# Each convention and the run-store column that records it (`training_flops`, `sweep ls`, `sweep fit
+# --flops-convention`).
+FLOPS_COLUMNS = {"6n": "flops", "6n_total": "flops_6nd_total", "6n_attn": "flops_attn", "matmul": "flops_matmul"}
+FLOPS_CONVENTIONS = tuple(FLOPS_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,4 @@ def matmul_flops_per_token(shape: ModelShape) -> int:
 
 def training_flops(shape: ModelShape, tokens: int) -> dict[str, int]:
     """Training FLOPs for `tokens` tokens under every convention, keyed as the run store records them."""
-    return {
-        "flops": flops_per_token(shape, "6n") * tokens,
-        "flops_6nd_total": flops_per_token(shape, "6n_total") * tokens,
-        "flops_attn": flops_per_token(shape, "6n_attn") * tokens,
-        "flops_matmul": flops_per_token(shape, "matmul") * tokens,
-    }
+    return {column: flops_per_token(shape, convention) * tokens for convention, column in FLOPS_COLUMNS.items()}

@@ -9,12 +9,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sweep.config import RunSpec
-from sweep.flops import flops_per_token
-
-
-def _run_flops(spec: RunSpec) -> int:
-    return flops_per_token(spec.shape, "6n") * spec.tokens
-
 
 def _outcome_text(record: dict) -> str:
     if record["status"] == "done":
@@ -76,7 +70,7 @@ class RichReporter:
                            f"{len(specs) - len(todo)} already finished, {len(todo)} to train")
         # Progress in FLOPs, so the time left accounts for big runs being slow.
         self.todo_count = len(todo)
-        self.sweep_task = self.progress.add_task("sweep", total=sum(_run_flops(s) for s in todo) or 1,
+        self.sweep_task = self.progress.add_task("sweep", total=sum(s.flops for s in todo) or 1,
                                                  info=f"runs 0/{len(todo)}")
 
     def _update_sweep(self) -> None:
@@ -90,12 +84,12 @@ class RichReporter:
         rate = row["tokens"] / max(row["elapsed_s"], 1e-9)
         info = f"{row['tokens']:,}/{spec.tokens:,} tokens  loss {row['train_loss']:.3f}  {rate:,.0f} tok/s"
         self.progress.update(self.run_tasks[spec.run_id], completed=min(row["tokens"], spec.tokens), info=info)
-        self.run_done_flops[spec.run_id] = _run_flops(spec) * min(1.0, row["tokens"] / spec.tokens)
+        self.run_done_flops[spec.run_id] = spec.flops * min(1.0, row["tokens"] / spec.tokens)
         self._update_sweep()
 
     def run_finished(self, spec: RunSpec, record: dict) -> None:
         self.runs_done += 1
-        self.finished_flops += _run_flops(spec)
+        self.finished_flops += spec.flops
         self.run_done_flops.pop(spec.run_id, None)
         task = self.run_tasks.pop(spec.run_id, None)
         if task is not None:

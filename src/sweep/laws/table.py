@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 
 from sweep.errors import InputError
+from sweep.flops import FLOPS_COLUMNS  # noqa: F401  (re-exported: the run store's FLOPs columns by convention)
 
 PARAMS_COLUMNS = {"non_embedding": "params", "total": "params_total"}
-# Run-store FLOPs columns by convention of `sweep.flops`, for the CLI's --flops-convention.
-FLOPS_COLUMNS = {"6n": "flops", "6n_total": "flops_6nd_total", "6n_attn": "flops_attn", "matmul": "flops_matmul"}
 AGGREGATES = ("min_of_means", "mean", "min")
 COST_COLUMNS = ("wall_s", "peak_mem_bytes")
 

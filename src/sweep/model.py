@@ -1,8 +1,8 @@
 """A pre-norm, decoder-only Transformer built from a `ModelShape` (after nanoGPT's model.py).
 
 No biases anywhere, so `flops.param_counts` stays a short formula that a test holds equal to
-`sum(p.numel())`. Attention goes through `F.scaled_dot_product_attention`, which picks flash or
-memory-efficient kernels where the device has them.
+`sum(p.numel())`. Attention, RMSNorm and rotary embeddings come from `ops.py`: PyTorch's own
+kernels on GPUs (SDPA picks flash attention), fewer memory passes on CPU.
 """
 
 from __future__ import annotations
@@ -13,28 +13,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from sweep.ops import MATMUL_ATTENTION_MAX_SEQ, apply_rotary, causal_attention, rms_norm, rotary_tables
 from sweep.shape import ModelShape
+
+
+class RMSNorm(nn.Module):
+    """nn.RMSNorm's parameters and arithmetic, with the CPU kernel of `ops.rms_norm`."""
+
+    def __init__(self, width: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, self.weight, self.eps)
 
 
 def make_norm(shape: ModelShape) -> nn.Module:
     if shape.norm == "rmsnorm":
-        return nn.RMSNorm(shape.d_model, eps=1e-6)
+        return RMSNorm(shape.d_model)
     return nn.LayerNorm(shape.d_model, bias=False)
-
-
-def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of the rotary angles (Su et al. 2021, RoFormer eq. 34), each (T, head_dim/2)."""
-    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
-    return angles.cos(), angles.sin()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (i, i + head_dim/2) of x (B, H, T, head_dim), GPT-NeoX style."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    cos, sin = cos[: x.shape[-2]].to(x.dtype), sin[: x.shape[-2]].to(x.dtype)
-    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
 class CausalSelfAttention(nn.Module):
@@ -44,14 +42,15 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(shape.d_model, 3 * shape.d_model, bias=False)
         self.proj = nn.Linear(shape.d_model, shape.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None,
+                mask: torch.Tensor | None) -> torch.Tensor:
         batch, seq, channels = x.shape  # (B, T, C)
         q, k, v = self.qkv(x).split(channels, dim=2)
         # (B, T, C) -> (B, H, T, C/H)
         q, k, v = (t.view(batch, seq, self.n_heads, channels // self.n_heads).transpose(1, 2) for t in (q, k, v))
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = causal_attention(q, k, v, mask)
         return self.proj(y.transpose(1, 2).contiguous().view(batch, seq, channels))
 
 
@@ -77,8 +76,8 @@ class Block(nn.Module):
         self.norm_mlp = make_norm(shape)
         self.mlp = MLP(shape)
 
-    def forward(self, x: torch.Tensor, rotary) -> torch.Tensor:
-        x = x + self.attn(self.norm_attn(x), rotary)
+    def forward(self, x: torch.Tensor, rotary, mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.norm_attn(x), rotary, mask)
         return x + self.mlp(self.norm_mlp(x))
 
 
@@ -97,6 +96,10 @@ class GPT(nn.Module):
             cos, sin = rotary_tables(shape.seq_len, shape.head_dim)
             self.register_buffer("rotary_cos", cos, persistent=False)
             self.register_buffer("rotary_sin", sin, persistent=False)
+        causal = None  # (T, T) additive mask, only where ops.causal_attention can use it
+        if shape.seq_len <= MATMUL_ATTENTION_MAX_SEQ:
+            causal = torch.full((shape.seq_len, shape.seq_len), float("-inf")).triu(1)
+        self.register_buffer("causal_mask", causal, persistent=False)
         self.apply(self._init_weights)
         # GPT-2: residual projections scaled by 1/sqrt(2·layers) so the residual stream's variance
         # does not grow with depth (Radford et al. 2019, §2.3).
@@ -116,7 +119,7 @@ class GPT(nn.Module):
             x = x + self.position_embedding(torch.arange(idx.shape[1], device=idx.device))
         rotary = (self.rotary_cos, self.rotary_sin) if self.shape.positions == "rotary" else None
         for block in self.blocks:
-            x = block(x, rotary)
+            x = block(x, rotary, self.causal_mask)
         logits = self.head(self.norm_final(x))
         if targets is None:
             return logits

@@ -70,7 +70,7 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
     """Train `shape` for about `seconds` after two warm-up steps; medians per step."""
     spec = RunSpec("bench", shape, batch_tokens, 0, 3e-3, TrainConfig(batch_tokens=batch_tokens, lr=3e-3,
                    dtype=dtype_name), DataConfig(seq_len=shape.seq_len))
-    dtype = resolve_dtype(dtype_name, device, shape.d_model)
+    dtype = resolve_dtype(dtype_name, device)
     configure_device(device)
     torch.manual_seed(0)
     model = GPT(shape).to(device)

@@ -1,8 +1,9 @@
 """`sweep bench` pieces on a tiny shape: structure and arithmetic, not speed (speed is the benchmark's job)."""
 
+import pytest
 import torch
 
-from sweep.bench import bench_shape, matmul_peak
+from sweep.bench import bench_shape, matmul_peak, pool_rows
 from sweep.config import DataConfig
 from sweep.data import load_corpus
 from sweep.flops import flops_per_token
@@ -20,3 +21,16 @@ def test_bench_shape_reports_rates_consistent_with_its_step_split(email_glob):
 
 def test_matmul_peak_is_a_measured_positive_rate():
     assert matmul_peak(torch.device("cpu"), torch.float32, 64, seconds=0.05) > 1e6
+
+
+def test_pool_rows_sum_the_workers_that_trained_at_once(email_glob):
+    """The pooled measurement (what `sweep run` does with one worker per core): each shape is trained by
+    every worker, and the row's rates are the workers' sums."""
+    data = DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2)
+    shapes = [ModelShape(1, 32, 2, 128, 256, 32), ModelShape(2, 32, 2, 128, 256, 32)]
+    rows = pool_rows(shapes, data, workers=2, batch_tokens=512, seconds=0.1)
+    assert [row["shape"] for row in rows] == [shape.name for shape in shapes]
+    for row, shape in zip(rows, shapes):
+        slowest = 512 / sum(row["step_s"].values())
+        assert row["tokens_per_s"] >= 2 * slowest * (1 - 1e-9)
+        assert row["flops_per_s"] == pytest.approx(row["tokens_per_s"] * flops_per_token(shape, "6n_attn"))

@@ -5,14 +5,21 @@
 2. Each model of a ladder trained for a few steps through the functions `train.train` calls
    (get_batch, forward_backward, optimizer_step), each timed: tokens/s, FLOP/s under the 6N + attention
    convention (PaLM App. B), MFU against the peak of the dtype used, and the step split.
-3. Optionally the same shapes through the classic eager fp32 loop of scripts/reference_gpt.py.
-4. The fixed costs of a run: a fresh interpreter importing the training code, loading the corpus,
+3. On a CPU with several cores, the same shapes trained the way `sweep run` trains a sweep: one
+   single-thread worker process per core, all stepping at once (`executors.packing`). Their summed
+   tokens/s is what the machine delivers during a sweep; MFU is that over the whole device's peak.
+4. Optionally the same shapes through the classic eager fp32 loop of scripts/reference_gpt.py.
+5. The fixed costs of a run: a fresh interpreter importing the training code, loading the corpus,
    building a model and its optimizer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import multiprocessing
+import os
+import queue
 import statistics
 import subprocess
 import sys
@@ -39,7 +46,8 @@ def _sync(device: torch.device) -> None:
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, size: int, seconds: float = 1.0) -> float:
-    """FLOP/s of a square matmul of `size`, the median of repeats over about `seconds`."""
+    """FLOP/s of a square matmul of `size`, from the 10th-percentile time of repeats over about
+    `seconds`: on a shared machine a neighbour slows some repeats, and a low peak would inflate MFU."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     for _ in range(3):
@@ -51,7 +59,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int, seconds: fl
         a @ b
         _sync(device)
         times.append(time.perf_counter() - begin)
-    return 2 * size**3 / statistics.median(times)
+    return 2 * size**3 / statistics.quantiles(times, n=10)[0]
 
 
 def ladder(device: torch.device) -> list[ModelShape]:
@@ -106,6 +114,47 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
     }
 
 
+def _pool_worker(shapes: list[ModelShape], data: dict, dtype_name: str, batch_tokens: int, seconds: float,
+                 barrier, results) -> None:
+    """One single-thread worker: each shape in turn, starting together with the other workers."""
+    torch.set_num_threads(1)
+    corpus = load_corpus(DataConfig(**data))
+    for index, shape in enumerate(shapes):
+        barrier.wait()
+        results.put((index, bench_shape(shape, corpus, torch.device("cpu"), dtype_name, batch_tokens, seconds)))
+
+
+def pool_rows(shapes: list[ModelShape], data: DataConfig, workers: int, batch_tokens: int, seconds: float) -> list[dict]:
+    """Each shape trained by `workers` single-thread processes at once (spawned, as `run_pool` does):
+    per shape, the summed tokens/s and FLOP/s and the step split of the slowest worker."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(workers), context.Queue()
+    processes = [context.Process(target=_pool_worker, args=(shapes, dataclasses.asdict(data), "auto",
+                                                            batch_tokens, seconds, barrier, results), daemon=True)
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    per_shape: list[list[dict]] = [[] for _ in shapes]
+    received = 0
+    while received < workers * len(shapes):
+        try:
+            index, row = results.get(timeout=1.0)
+        except queue.Empty:
+            if any(process.exitcode not in (None, 0) for process in processes):
+                raise RuntimeError("a bench worker process died; see its error above") from None
+            continue
+        per_shape[index].append(row)
+        received += 1
+    for process in processes:
+        process.join()
+    rows = []
+    for worker_rows in per_shape:
+        slowest = min(worker_rows, key=lambda row: row["tokens_per_s"])
+        rows.append({**slowest, "tokens_per_s": sum(row["tokens_per_s"] for row in worker_rows),
+                     "flops_per_s": sum(row["flops_per_s"] for row in worker_rows)})
+    return rows
+
+
 def reference_tokens_per_s(shape: ModelShape, corpus: Corpus, batch_tokens: int) -> float | None:
     """tokens/s of the classic loop (scripts/reference_gpt.py) on the same shape, CPU only."""
     spec = importlib.util.spec_from_file_location("reference_gpt", REFERENCE_SCRIPT)
@@ -138,25 +187,35 @@ def overheads(shape: ModelShape) -> dict:
             "per_run_s": process_s + build_s}
 
 
-def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threads: int = 0) -> dict:
-    """Everything `sweep bench` reports, as the JSON document it prints."""
+def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threads: int = 0,
+              workers: int = 0) -> dict:
+    """Everything `sweep bench` reports, as the JSON document it prints. `workers` 0 = as `sweep run`
+    packs a sweep of many runs: one single-thread worker per core on CPU."""
     if threads:
         torch.set_num_threads(threads)
+    if device.type == "cuda" or not workers:
+        workers = 1 if device.type == "cuda" else os.cpu_count() or 1
     size = 4096 if device.type == "cuda" else 1024
-    peak = {"bf16": matmul_peak(device, torch.bfloat16, size)}
-    peak["fp32"] = matmul_peak(device, torch.float32, size) if device.type == "cpu" else None
+    peak = {"bf16": matmul_peak(device, torch.bfloat16, size, seconds=2.0)}
+    peak["fp32"] = matmul_peak(device, torch.float32, size, seconds=2.0) if device.type == "cpu" else None
     corpus = load_corpus(DataConfig())
     batch_tokens = 65536 if device.type == "cuda" else 8192
+    shapes = ladder(device)
+    pooled = pool_rows(shapes, DataConfig(), workers, batch_tokens, seconds) if workers > 1 else [None] * len(shapes)
     sizes = []
-    for shape in ladder(device):
+    for shape, pool in zip(shapes, pooled):
         row = bench_shape(shape, corpus, device, "auto", batch_tokens, seconds)
         row["mfu"] = row["flops_per_s"] / peak[row["dtype"]] if peak.get(row["dtype"]) else None
+        if pool is not None:
+            row["pool"] = {"workers": workers, "tokens_per_s": pool["tokens_per_s"], "flops_per_s": pool["flops_per_s"],
+                           "mfu": pool["flops_per_s"] / peak[pool["dtype"]], "step_s": pool["step_s"]}
         row["reference_tokens_per_s"] = (reference_tokens_per_s(shape, corpus, batch_tokens)
                                          if reference and device.type == "cpu" else None)
         sizes.append(row)
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
+        "workers": workers,
         "peak_flops": peak,
         "sizes": sizes,
         "overhead_s": overheads(ladder(torch.device("cpu"))[-1]),

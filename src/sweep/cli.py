@@ -180,7 +180,10 @@ def bench(
     device: Device = typer.Option(Device.auto, "--device", help="cpu or cuda (auto: cuda if present)."),
     reference: bool = typer.Option(False, "--reference", help="Also time the classic eager fp32 loop (CPU)."),
     seconds: float = typer.Option(3.0, "--seconds", min=0.1, help="Timed seconds per ladder size."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads (0 = all cores)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads of the one-process rows (0 = all cores)."),
+    workers: int = typer.Option(0, "--workers", min=0,
+                                help="CPU: single-thread workers measured at once (0 = one per core, as sweep run packs; "
+                                     "1 = none)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
 ):
     """Measure training speed against this machine's own matmul peak, through the path sweep run uses."""
@@ -192,7 +195,9 @@ def bench(
 
     if device is Device.cuda and not torch.cuda.is_available():
         raise SweepError("--device cuda: torch sees no CUDA device on this machine")
-    result = run_bench(resolve_device(device.value), reference, seconds, threads)
+    if workers > 1 and device is Device.cuda:
+        raise SweepError("--workers: the pooled measurement is for CPUs; on CUDA one process is measured")
+    result = run_bench(resolve_device(device.value), reference, seconds, threads, workers)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

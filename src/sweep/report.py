@@ -160,25 +160,38 @@ def prediction_table(prediction: dict, shape_name: str | None) -> Table:
 
 
 def bench_table(result: dict) -> Table:
-    """`sweep bench`: one row per ladder size."""
+    """`sweep bench`: one row per ladder size; the pool columns when several workers were measured."""
     peak = result["peak_flops"]
     peaks = ", ".join(f"{name} {human(value)}FLOP/s" for name, value in peak.items() if value)
     overhead = result["overhead_s"]
-    table = Table(title=f"{result['device']}, {result['threads']} threads; measured matmul peak: {peaks}\n"
+    workers = result.get("workers", 1)
+    table = Table(title=f"{result['device']}; measured matmul peak: {peaks}\n"
+                        f"one process: {result['threads']} threads"
+                        + (f"; pool: {workers} single-thread workers at once, as sweep run trains a sweep"
+                           if workers > 1 else "") + "\n"
                         f"per-run overhead {overhead['per_run_s']:.2f} s (process start {overhead['process_start_s']:.2f} s, "
                         f"model build {overhead['model_build_s']:.3f} s); corpus load {overhead['corpus_load_s']:.2f} s "
                         "once per worker", title_justify="left")
-    for name in ("shape", "params", "dtype", "tokens/s", "FLOP/s", "MFU", "batch", "fwd+bwd", "optimizer",
-                 "reference tokens/s", "speed-up"):
+    pooled = workers > 1
+    columns = ["shape", "params", "dtype", "tokens/s", "FLOP/s", "MFU", "batch", "fwd+bwd", "optimizer"]
+    columns += ["pool tokens/s", "pool MFU"] if pooled else []
+    columns += ["reference tokens/s", "speed-up"] + (["pool speed-up"] if pooled else [])
+    for name in columns:
         table.add_column(name, justify="left" if name in ("shape", "dtype") else "right")
     for row in result["sizes"]:
         step = row["step_s"]
         total = sum(step.values())
         reference = row.get("reference_tokens_per_s")
-        table.add_row(row["shape"], human(row["params"]), row["dtype"], f"{row['tokens_per_s']:,.0f}",
-                      human(row["flops_per_s"]), f"{100 * row['mfu']:.1f}%" if row["mfu"] is not None else "-",
-                      f"{100 * step['batch'] / total:.1f}%", f"{100 * step['forward_backward'] / total:.1f}%",
-                      f"{100 * step['optimizer'] / total:.1f}%",
-                      f"{reference:,.0f}" if reference else "-",
-                      f"{row['tokens_per_s'] / reference:.2f}x" if reference else "-")
+        pool = row.get("pool")
+        cells = [row["shape"], human(row["params"]), row["dtype"], f"{row['tokens_per_s']:,.0f}",
+                 human(row["flops_per_s"]), f"{100 * row['mfu']:.1f}%" if row["mfu"] is not None else "-",
+                 f"{100 * step['batch'] / total:.1f}%", f"{100 * step['forward_backward'] / total:.1f}%",
+                 f"{100 * step['optimizer'] / total:.1f}%"]
+        if pooled:
+            cells += [f"{pool['tokens_per_s']:,.0f}", f"{100 * pool['mfu']:.1f}%"]
+        cells += [f"{reference:,.0f}" if reference else "-",
+                  f"{row['tokens_per_s'] / reference:.2f}x" if reference else "-"]
+        if pooled:
+            cells.append(f"{pool['tokens_per_s'] / reference:.2f}x" if reference else "-")
+        table.add_row(*cells)
     return table

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import multiprocessing
-import os
 import queue
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ import torch
 
 from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, shape_for_params
 from sweep.data import Corpus, get_batch, load_corpus
+from sweep.executors import packing
 from sweep.flops import flops_per_token, param_counts
 from sweep.model import GPT
 from sweep.shape import ModelShape
@@ -193,14 +193,14 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
     packs a sweep of many runs: one single-thread worker per core on CPU."""
     if threads:
         torch.set_num_threads(threads)
-    if device.type == "cuda" or not workers:
-        workers = 1 if device.type == "cuda" else os.cpu_count() or 1
+    shapes = ladder(device)
+    # The pooled measurement is CPU-only; otherwise the same packing rule as `sweep run`.
+    workers = 1 if device.type == "cuda" else packing(shapes, device, workers)[0]
     size = 4096 if device.type == "cuda" else 1024
     peak = {"bf16": matmul_peak(device, torch.bfloat16, size, seconds=2.0)}
     peak["fp32"] = matmul_peak(device, torch.float32, size, seconds=2.0) if device.type == "cpu" else None
     corpus = load_corpus(DataConfig())
     batch_tokens = 65536 if device.type == "cuda" else 8192
-    shapes = ladder(device)
     pooled = pool_rows(shapes, DataConfig(), workers, batch_tokens, seconds) if workers > 1 else [None] * len(shapes)
     sizes = []
     for shape, pool in zip(shapes, pooled):

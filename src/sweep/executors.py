@@ -19,6 +19,7 @@ import signal
 import time
 import traceback
 from dataclasses import dataclass, field
+from collections.abc import Sized
 from typing import Protocol
 
 import torch
@@ -69,9 +70,10 @@ def pending(specs: list[RunSpec], store: Store, options: Options = Options()) ->
     return [spec for spec in specs if not _finished(store.status(spec)["status"], options)]
 
 
-def packing(todo: list[RunSpec], device: torch.device, workers: int = 0) -> tuple[int, int]:
-    """(worker processes, threads each). CPU: one single-thread worker per core while there are runs
-    for all of them; fewer runs share the cores out. CUDA: one worker unless `workers` says more."""
+def packing(todo: Sized, device: torch.device, workers: int = 0) -> tuple[int, int]:
+    """(worker processes, threads each) for the runs in `todo` (only their number matters; `sweep
+    bench` passes its ladder). CPU: one single-thread worker per core while there are runs for all
+    of them; fewer runs share the cores out. CUDA: one worker unless `workers` says more."""
     cores = os.cpu_count() or 1
     if not workers:
         workers = 1 if device.type == "cuda" else max(1, min(cores, len(todo)))

@@ -183,15 +183,18 @@ def bench_table(result: dict) -> Table:
         total = sum(step.values())
         reference = row.get("reference_tokens_per_s")
         pool = row.get("pool")
+
+        def speed_up(tokens_per_s: float) -> str:
+            return f"{tokens_per_s / reference:.2f}x" if reference else "-"
+
         cells = [row["shape"], human(row["params"]), row["dtype"], f"{row['tokens_per_s']:,.0f}",
                  human(row["flops_per_s"]), f"{100 * row['mfu']:.1f}%" if row["mfu"] is not None else "-",
                  f"{100 * step['batch'] / total:.1f}%", f"{100 * step['forward_backward'] / total:.1f}%",
                  f"{100 * step['optimizer'] / total:.1f}%"]
         if pooled:
             cells += [f"{pool['tokens_per_s']:,.0f}", f"{100 * pool['mfu']:.1f}%"]
-        cells += [f"{reference:,.0f}" if reference else "-",
-                  f"{row['tokens_per_s'] / reference:.2f}x" if reference else "-"]
+        cells += [f"{reference:,.0f}" if reference else "-", speed_up(row["tokens_per_s"])]
         if pooled:
-            cells.append(f"{pool['tokens_per_s'] / reference:.2f}x" if reference else "-")
+            cells.append(speed_up(pool["tokens_per_s"]))
         table.add_row(*cells)
     return table

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 # Up to this context length, attention as two batched matmuls around a softmax beats SDPA's CPU flash
 # kernel. Forward+backward, bf16, 8,192 tokens, heads of 64-112: 1.8-2.7x faster at T=256, 1.4-2.3x
-# at 512, 0.85-1.03x at 1024, 0.64-0.84x at 2048 (its (B·H, T, T) scores grow with T²).
+# at 512, 0.85-1.03x at 1024, 0.64-0.84x at 2048 (its (B·H, T, T) scores grow with T²);
+# `python scripts/bench_attention.py` repeats the measurement.
 MATMUL_ATTENTION_MAX_SEQ = 512
 
 

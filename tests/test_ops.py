@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sweep.ops import apply_rotary, causal_attention, rms_norm, rotary_tables
+from sweep.model import RMSNorm, norm_then_linear
+from sweep.ops import apply_rotary, causal_attention, rms_normalize, rotary_tables
 
 
 def _grads(fn, *inputs, grad_out):
@@ -15,24 +16,47 @@ def _grads(fn, *inputs, grad_out):
     return (out, *torch.autograd.grad(out, inputs, grad_out))
 
 
-def test_rms_norm_matches_torch_forward_and_backward():
+def test_rms_normalize_matches_torch_forward_and_backward():
     torch.manual_seed(0)
     x = torch.randn(3, 7, 24, dtype=torch.float64, requires_grad=True)
-    reference = nn.RMSNorm(24, eps=1e-6, dtype=torch.float64)
-    with torch.no_grad():
-        reference.weight.normal_()
-    weight = reference.weight.detach().clone().requires_grad_()
+    reference = nn.RMSNorm(24, eps=1e-6, elementwise_affine=False)
     grad_out = torch.randn(3, 7, 24, dtype=torch.float64)
-    expected = _grads(lambda x, w: reference(x), x, reference.weight, grad_out=grad_out)
-    got = _grads(lambda x, w: rms_norm(x, w, 1e-6), x, weight, grad_out=grad_out)
+    expected = _grads(reference, x, grad_out=grad_out)
+    got = _grads(lambda x: rms_normalize(x, 1e-6), x, grad_out=grad_out)
     for want, have in zip(expected, got):
         torch.testing.assert_close(have, want, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: rms_normalize(x, 1e-6), (x,))
 
 
-def test_rms_norm_passes_gradcheck():
-    x = torch.randn(2, 5, 6, dtype=torch.float64, requires_grad=True)
-    weight = torch.randn(6, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, w: rms_norm(x, w, 1e-6), (x, weight))
+def test_rms_normalize_writes_the_autocast_dtype_and_returns_fp32_gradients():
+    x = torch.randn(4, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = rms_normalize(x, 1e-6)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), F.rms_norm(x, (16,), None, 1e-6), rtol=1e-2, atol=1e-2)
+    out.float().sum().backward()
+    assert x.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("norm", [RMSNorm(24), nn.LayerNorm(24, bias=False)])
+def test_norm_then_linear_equals_the_linears_of_the_norm(norm):
+    """Folding the RMSNorm gain into the next weights changes neither outputs nor any gradient."""
+    torch.manual_seed(0)
+    norm = norm.double()
+    with torch.no_grad():
+        norm.weight.normal_()
+    linears = [nn.Linear(24, 10, bias=False).double() for _ in range(2)]
+    x = torch.randn(3, 5, 24, dtype=torch.float64, requires_grad=True)
+    params = [x, norm.weight, *(linear.weight for linear in linears)]
+    grad_outs = [torch.randn(3, 5, 10, dtype=torch.float64) for _ in linears]
+
+    def outputs_and_grads(outputs):
+        return [*outputs, *torch.autograd.grad(outputs, params, grad_outs)]
+
+    expected = outputs_and_grads([linear(norm(x)) for linear in linears])
+    got = outputs_and_grads(norm_then_linear(norm, x, *linears))
+    for want, have in zip(expected, got):
+        torch.testing.assert_close(have, want, rtol=1e-12, atol=1e-12)
 
 
 def _rotary_reference(x, seq_len):

@@ -3,8 +3,10 @@
 On a 2-core CPU a small Transformer's step is mostly memory passes around the matmuls. PyTorch's
 generic versions of these three layers make many passes (RMSNorm: pow, mean, add, rsqrt, mul, mul
 forward and twice as many backward, each recorded by autograd); the versions here do the same
-arithmetic in fewer passes, with hand-written backward passes. Each is held equal to its PyTorch
-reference in tests/test_ops.py. On other devices the model keeps PyTorch's own kernels.
+arithmetic in fewer passes, with hand-written backward passes: RMSNorm leaves its gain to the next
+matmul's weight (`model.norm_then_linear`), rotary embeddings write the layout attention reads. Each
+is held equal to its PyTorch reference in tests/test_ops.py. On other devices the model keeps
+PyTorch's own kernels.
 
 Measured with `sweep bench` on a 2-core EPYC with avx512_bf16 (README, Performance).
 """
@@ -37,36 +39,37 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     return torch.bmm(torch.softmax(scores, dim=-1), v).view(batch, heads, seq, head_dim)
 
 
-class _RMSNorm(torch.autograd.Function):
-    """y = x · rstd · w with rstd = 1/√(mean(x²) + eps) (Zhang & Sennrich 2019, eq. 4).
+class _RMSNormalize(torch.autograd.Function):
+    """x̂ = x · rstd with rstd = 1/√(mean(x²) + eps): RMSNorm without its gain (Zhang & Sennrich 2019,
+    eq. 4), which `model.norm_then_linear` folds into the next layer's weight.
 
-    Backward, per row with g' = g·w and d = width:  dx = rstd · (g' − x · rstd² · ⟨g', x⟩ / d),
-    dw = Σ_rows g · x · rstd.
+    Backward, per row of width d:  dx = rstd · (g − x · rstd² · ⟨g, x⟩ / d).
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, eps: float, dtype: torch.dtype) -> torch.Tensor:
         width = x.shape[-1]
         rstd = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(width).add_(eps).rsqrt_()  # (..., 1)
-        ctx.save_for_backward(x, weight, rstd)
-        return x * rstd * weight
+        ctx.save_for_backward(x, rstd)
+        # Multiply, then cast: one op that multiplies fp32 and writes bf16 takes TensorIterator's
+        # unvectorised mixed-dtype loop, slower than the two vectorised passes.
+        return (x * rstd).to(dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x, weight, rstd = ctx.saved_tensors
-        grad_weighted = grad * weight
-        coef = torch.linalg.vecdot(grad_weighted, x, dim=-1).unsqueeze(-1).mul_(rstd.square()).div_(-x.shape[-1])
-        grad_x = torch.addcmul(grad_weighted, x, coef).mul_(rstd)
-        grad_w = None
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.linalg.vecdot((grad * rstd).flatten(0, -2), x.flatten(0, -2), dim=0)
-        return grad_x, grad_w, None
+        x, rstd = ctx.saved_tensors
+        grad = grad.to(x.dtype)
+        coef = torch.linalg.vecdot(grad, x, dim=-1).unsqueeze(-1).mul_(rstd.square()).div_(-x.shape[-1])
+        return torch.addcmul(grad, x, coef).mul_(rstd), None, None
 
 
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+def rms_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """x / √(mean(x²) + eps) over the last dimension, in the autocast dtype when autocast is on (the
+    dtype the next matmul would cast it to anyway)."""
     if x.device.type != "cpu":
-        return F.rms_norm(x, (x.shape[-1],), weight, eps)
-    return _RMSNorm.apply(x, weight, eps)
+        return F.rms_norm(x, (x.shape[-1],), None, eps)
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+    return _RMSNormalize.apply(x, eps, dtype)
 
 
 def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,6 +85,17 @@ def _swap_halves(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((x[..., half:], x[..., :half]), dim=-1)
 
 
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: int) -> torch.Tensor:
+    """x·cos + swap(x)·(sign·sin) into a new contiguous tensor, in three passes: the cosine term, then
+    each half's sine term added in place from the other half (no swapped copy). Writing a contiguous
+    (B, H, T, head_dim) output also gives `causal_attention` the layout its batched matmuls need."""
+    half = x.shape[-1] // 2
+    out = torch.mul(x, cos, out=torch.empty(x.shape, dtype=x.dtype, device=x.device))
+    out[..., :half].addcmul_(x[..., half:], sin[:, :half], value=sign)
+    out[..., half:].addcmul_(x[..., :half], sin[:, half:], value=sign)
+    return out
+
+
 class _Rotary(torch.autograd.Function):
     """Rotate channel pairs (i, i + head_dim/2) by their angles, GPT-NeoX style. A rotation's
     transpose is the rotation by minus the angle, so backward is the same formula with −sin."""
@@ -89,12 +103,12 @@ class _Rotary(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(cos, sin)
-        return torch.addcmul(x * cos, _swap_halves(x), sin)
+        return _rotate(x, cos, sin, 1)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         cos, sin = ctx.saved_tensors
-        return torch.addcmul(grad * cos, _swap_halves(grad), sin, value=-1), None, None
+        return _rotate(grad, cos, sin, -1), None, None
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -193,6 +193,7 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
     packs a sweep of many runs: one single-thread worker per core on CPU."""
     if threads:
         torch.set_num_threads(threads)
+    configure_device(device)  # the peak is measured under the settings training runs with
     shapes = ladder(device)
     # The pooled measurement is CPU-only; otherwise the same packing rule as `sweep run`.
     workers = 1 if device.type == "cuda" else packing(shapes, device, workers)[0]

@@ -7,7 +7,6 @@ matrices only, bf16 autocast where chosen. On CPU a given seed and thread count 
 
 from __future__ import annotations
 
-import ctypes
 import math
 import resource
 import sys
@@ -18,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from sweep.allocator import keep_freed_memory, release_freed_memory
 from sweep.config import RunSpec
 from sweep.data import Corpus, get_batch, validation_set
 from sweep.flops import flops_per_token
@@ -63,48 +63,12 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-# glibc mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-
-
-def keep_freed_memory() -> None:
-    """Have glibc serve activation-sized blocks from the heap and keep freed memory for the next step.
-
-    By default glibc maps each block over its (adaptive) mmap threshold afresh and trims the heap top
-    on free, so every step faults its activations' pages in again: 55k-140k minor faults and
-    0.1-0.4 s of system time per step at 3M-10M parameters (bf16, 2 threads). With blocks up to 32 MiB
-    (glibc's largest mmap threshold) on the heap, no trimming below 1 GiB and a 64 MiB top pad, the
-    faults fall to 0 and steps ran 9-24% faster (separate processes, alternated); peak RSS is unchanged
-    (1.71-1.79 GB at 10M).
-    Elsewhere than glibc on Linux this does nothing."""
-    if sys.platform != "linux":
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-    mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    mallopt(_M_TOP_PAD, 64 << 20)
-
-
-def release_freed_memory() -> None:
-    """Return the memory `keep_freed_memory` keeps to the OS (glibc's malloc_trim), so that a worker's
-    next run starts from, and measures its peak above, what is actually in use."""
-    if sys.platform != "linux":
-        return
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def configure_device(device: torch.device) -> None:
     """Process-wide settings for training on `device`.
     CPU: flush denormals to zero; at 3M parameters (bf16, 2 threads) steps ran 9-16% faster, with no
     change at the quickstart's sizes. Values below 1e-38 (AdamW's second moments, tiny gradients)
-    become 0. And `keep_freed_memory`. CUDA: TF32 for fp32 matmuls (10-bit mantissa; bf16 autocast
-    covers most of the work)."""
+    become 0. And freed activation memory stays in the heap (`allocator.keep_freed_memory`).
+    CUDA: TF32 for fp32 matmuls (10-bit mantissa; bf16 autocast covers most of the work)."""
     if device.type == "cpu":
         torch.set_flush_denormal(True)
         keep_freed_memory()

@@ -86,14 +86,13 @@ def _swap_halves(x: torch.Tensor) -> torch.Tensor:
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: int) -> torch.Tensor:
-    """x·cos + swap(x)·(sign·sin) into a new contiguous tensor, in three passes: the cosine term, then
-    each half's sine term added in place from the other half (no swapped copy). Writing a contiguous
-    (B, H, T, head_dim) output also gives `causal_attention` the layout its batched matmuls need."""
-    half = x.shape[-1] // 2
+    """x·cos + swap(x)·(sign·sin) into a new contiguous (B, H, T, head_dim) tensor: the layout
+    `causal_attention`'s batched matmuls read, so they need no copy of q and k. Every operand of the
+    in-place addcmul is contiguous over (T, head_dim), one long vectorised loop; adding each half's
+    sine term from a strided half view instead (no swapped copy) ran 1.5-2.8x slower at head_dim
+    76-112, its inner loops being only head_dim/2 long."""
     out = torch.mul(x, cos, out=torch.empty(x.shape, dtype=x.dtype, device=x.device))
-    out[..., :half].addcmul_(x[..., half:], sin[:, :half], value=sign)
-    out[..., half:].addcmul_(x[..., :half], sin[:, half:], value=sign)
-    return out
+    return out.addcmul_(_swap_halves(x), sin, value=sign)
 
 
 class _Rotary(torch.autograd.Function):

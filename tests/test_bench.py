@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sweep.bench import bench_shape, matmul_peak, pool_rows
+from sweep.bench import bench_shape, fastest, matmul_peak, pool_rows
 from sweep.config import DataConfig
 from sweep.data import load_corpus
 from sweep.flops import flops_per_token
@@ -21,6 +21,13 @@ def test_bench_shape_reports_rates_consistent_with_its_step_split(email_glob):
 
 def test_matmul_peak_is_a_measured_positive_rate():
     assert matmul_peak(torch.device("cpu"), torch.float32, 64, seconds=0.05) > 1e6
+
+
+def test_mfu_is_taken_against_the_fastest_peak_measurement():
+    """A peak measured while a neighbour was busy must not inflate MFU; a dtype never measured stays None."""
+    samples = [{"bf16": 645e9, "fp32": 188e9}, {"bf16": 835e9, "fp32": 167e9}]
+    assert fastest(samples) == {"bf16": 835e9, "fp32": 188e9}
+    assert fastest([{"bf16": 1e15, "fp32": None}, {"bf16": 9e14, "fp32": None}]) == {"bf16": 1e15, "fp32": None}
 
 
 def test_pool_rows_sum_the_workers_that_trained_at_once(email_glob):

@@ -1,8 +1,8 @@
 """`sweep bench`: how fast this machine trains, against its own measured limit, in one process.
 
-1. The matmul peak of the device, measured (fp32 and bf16 on CPU, bf16 on CUDA) before and after the
-   ladder, the faster of the two kept: MFU is taken against what this machine does, never a datasheet
-   number.
+1. The matmul peak of the device, measured (fp32 and bf16 on CPU, bf16 on CUDA) before, during and
+   after the ladder, the fastest measurement kept: MFU is taken against what this machine does, never
+   a datasheet number.
 2. Each model of a ladder trained for a few steps through the functions `train.train` calls
    (get_batch, forward_backward, optimizer_step), each timed: tokens/s, FLOP/s under the 6N + attention
    convention (PaLM App. B), MFU against the peak of the dtype used, and the step split.
@@ -63,17 +63,18 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int, seconds: fl
     return 2 * size**3 / statistics.quantiles(times, n=10)[0]
 
 
-def matmul_peaks(device: torch.device) -> dict[str, float | None]:
+def matmul_peaks(device: torch.device, seconds: float) -> dict[str, float | None]:
     """The matmul peak of each dtype MFU can be taken against: fp32 and bf16 on CPU, bf16 on CUDA."""
     size = 4096 if device.type == "cuda" else 1024
-    return {"bf16": matmul_peak(device, torch.bfloat16, size, seconds=2.0),
-            "fp32": matmul_peak(device, torch.float32, size, seconds=2.0) if device.type == "cpu" else None}
+    return {"bf16": matmul_peak(device, torch.bfloat16, size, seconds),
+            "fp32": matmul_peak(device, torch.float32, size, seconds) if device.type == "cpu" else None}
 
 
 def fastest(samples: list[dict[str, float | None]]) -> dict[str, float | None]:
     """Per dtype, the highest of several peak measurements. Noise only ever slows a matmul, so the
-    fastest is the nearest to the peak; a neighbour busy during one measurement would otherwise lower
-    the peak and inflate every MFU (seen here: 645 against 835 GFLOP/s bf16, with MFU up to 72%)."""
+    fastest is the nearest to the peak. On the shared 2-core development machine whole seconds ran at
+    half speed: 3 of 10 2-second measurements gave about 405 GFLOP/s bf16 against 750-850 in the
+    others, which put MFU above 100% when one was taken alone."""
     return {dtype: max((sample[dtype] for sample in samples if sample.get(dtype)), default=None)
             for dtype in samples[0]}
 
@@ -213,12 +214,13 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
     shapes = ladder(device)
     # The pooled measurement is CPU-only; otherwise the same packing rule as `sweep run`.
     workers = 1 if device.type == "cuda" else packing(shapes, device, workers)[0]
-    peak_samples = [matmul_peaks(device)]
+    peak_samples = [matmul_peaks(device, seconds=2.0)]
     corpus = load_corpus(DataConfig())
     batch_tokens = 65536 if device.type == "cuda" else 8192
     pooled = pool_rows(shapes, DataConfig(), workers, batch_tokens, seconds) if workers > 1 else [None] * len(shapes)
     sizes = []
     for shape, pool in zip(shapes, pooled):
+        peak_samples.append(matmul_peaks(device, seconds=0.5))
         row = bench_shape(shape, corpus, device, "auto", batch_tokens, seconds)
         if pool is not None:
             row["pool"] = {"workers": workers, "tokens_per_s": pool["tokens_per_s"], "flops_per_s": pool["flops_per_s"],
@@ -226,7 +228,7 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
         row["reference_tokens_per_s"] = (reference_tokens_per_s(shape, corpus, batch_tokens)
                                          if reference and device.type == "cpu" else None)
         sizes.append(row)
-    peak_samples.append(matmul_peaks(device))
+    peak_samples.append(matmul_peaks(device, seconds=2.0))
     peak = fastest(peak_samples)
     for row, pool in zip(sizes, pooled):
         row["mfu"] = row["flops_per_s"] / peak[row["dtype"]] if peak.get(row["dtype"]) else None

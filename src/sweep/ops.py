@@ -6,7 +6,9 @@ forward and twice as many backward, each recorded by autograd); the versions her
 arithmetic in fewer passes, with hand-written backward passes: RMSNorm leaves its gain to the next
 matmul's weight (`model.norm_then_linear`), rotary embeddings write the layout attention reads. Each
 is held equal to its PyTorch reference in tests/test_ops.py. On other devices the model keeps
-PyTorch's own kernels.
+PyTorch's own kernels, and so does a compiled model (`train.compile`): Inductor fuses the plain
+formulation's passes itself, and its fake-tensor tracing does not follow the hand-written kernels'
+`out=` layouts (reshaping the rotary output for attention failed to lower).
 
 Measured with `sweep bench` on a 2-core EPYC with avx512_bf16 (README, Performance).
 """
@@ -66,7 +68,7 @@ class _RMSNormalize(torch.autograd.Function):
 def rms_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
     """x / √(mean(x²) + eps) over the last dimension, in the autocast dtype when autocast is on (the
     dtype the next matmul would cast it to anyway)."""
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
         return F.rms_norm(x, (x.shape[-1],), None, eps)
     dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
     return _RMSNormalize.apply(x, eps, dtype)
@@ -114,6 +116,6 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     """x (B, H, T, head_dim) rotated by the tables of `rotary_tables` (cut to T, cast to x's dtype)."""
     seq = x.shape[-2]
     cos, sin = cos[:seq].to(x.dtype), sin[:seq].to(x.dtype)
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
         return x * cos + _swap_halves(x) * sin
     return _Rotary.apply(x, cos, sin)

@@ -17,6 +17,18 @@ def test_bench_shape_reports_rates_consistent_with_its_step_split(email_glob):
     assert row["dtype"] == "fp32" and set(row["step_s"]) == {"batch", "forward_backward", "optimizer"}
     assert row["tokens_per_s"] == 512 / sum(row["step_s"].values())
     assert row["flops_per_s"] == row["tokens_per_s"] * flops_per_token(shape, "6n_attn")
+    assert row["compiled"] is False and row["compile_s"] is None  # 'auto' compiles on CUDA only
+
+
+def test_compiling_is_reported_apart_from_the_timed_steps(email_glob):
+    """--compile: the compile happens in a warm-up step, reported as compile_s, never in tokens/s."""
+    corpus = load_corpus(DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2))
+    shape = ModelShape(1, 16, 2, 64, 256, 32)
+    torch._dynamo.reset()  # no compiled code left from another test: this call must compile
+    row = bench_shape(shape, corpus, torch.device("cpu"), "fp32", batch_tokens=1024, seconds=0.1, compile=True)
+    assert row["compiled"] is True and row["compile_s"] > 0
+    assert row["tokens_per_s"] == 1024 / sum(row["step_s"].values())
+    assert max(row["step_s"].values()) < row["compile_s"]
 
 
 def test_matmul_peak_is_a_measured_positive_rate():

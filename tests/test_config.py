@@ -44,9 +44,15 @@ def test_run_id_is_stable_and_follows_what_decides_the_result():
     raw = tiny_config("stdlib")
     raw["train"]["lr"] = 2e-2
     assert expand(parse_config(raw))[0].run_id != base.run_id
-    raw = tiny_config("stdlib")
-    raw["train"]["threads"] = 1  # how many threads ran it does not change what the run is
-    assert expand(parse_config(raw))[0].run_id == base.run_id
+    for key, value in (("threads", 1), ("compile", True), ("compile", False)):
+        raw = tiny_config("stdlib")  # how a run was executed does not change what the run is
+        raw["train"][key] = value
+        assert expand(parse_config(raw))[0].run_id == base.run_id
+
+
+def test_run_ids_of_existing_stores_survive_new_config_keys():
+    # The id this spec had before train.compile existed: a store written then is still recognised.
+    assert expand(parse_config(tiny_config("stdlib")))[0].run_id == "L1-d16-h2-D8.192e3-s0-514ff66a"
 
 
 def test_unknown_key_names_the_nearest_valid_key():

@@ -179,6 +179,7 @@ MALFORMED = [
     ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ndata: {corpus: /no/where}\n", "data.corpus: '/no/where' is not 'stdlib'"),
     ("name: 'a/b'\ntokens: [1e6]\nmodel: {params: [1e5]}\n", "name: 'a/b' must be letters"),
     ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {checkpoint_every: -1}\n", "train.checkpoint_every: -1.0 must be non-negative"),
+    ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {compile: sometimes}\n", "train.compile: expected true, false or 'auto', got str 'sometimes'"),
 ]
 
 

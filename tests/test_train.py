@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import subprocess
 import sys
@@ -114,3 +115,32 @@ def test_a_runs_peak_memory_excludes_memory_an_earlier_run_freed():
     del blocks
     kept = _rss_bytes()
     assert PeakMemory(torch.device("cpu")).read() < kept - (128 << 20)
+
+
+def test_compiled_training_matches_eager_and_the_next_run_of_a_shape_reuses_the_compiled_code(tiny):
+    """train.compile: true on CPU, the path CUDA takes by default. fp32, so the two paths differ only by
+    rounding. A sweep trains many runs of one shape in a worker: only the first may trace and compile."""
+    from torch._dynamo.utils import counters
+
+    specs, corpus = tiny
+    spec = dataclasses.replace(specs[0], train=dataclasses.replace(specs[0].train, dtype="fp32"))
+    compiled_spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, compile=True))
+    eager = train(spec, corpus, torch.device("cpu"))
+    first = train(compiled_spec, corpus, torch.device("cpu"))
+    graphs = counters["stats"]["unique_graphs"]
+    second = train(dataclasses.replace(compiled_spec, seed=1, tokens=2 * spec.tokens), corpus, torch.device("cpu"))
+    assert not eager.compiled and first.compiled and second.compiled
+    assert graphs >= 1 and counters["stats"]["unique_graphs"] == graphs  # nothing traced again
+    assert first.loss == pytest.approx(eager.loss, rel=1e-4)
+    assert second.status == "done" and second.loss < math.log(256) - 0.5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_compiles_by_default_in_bf16_and_learns(tiny):
+    specs, corpus = tiny
+    result = train(specs[1], corpus, torch.device("cuda"))
+    eager = train(dataclasses.replace(specs[1], train=dataclasses.replace(specs[1].train, compile=False)), corpus,
+                  torch.device("cuda"))
+    assert result.compiled and result.dtype == "bf16" and not eager.compiled
+    assert result.loss == pytest.approx(eager.loss, rel=2e-2)
+    assert result.loss < math.log(256) - 0.5

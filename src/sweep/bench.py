@@ -34,7 +34,8 @@ from sweep.executors import packing
 from sweep.flops import flops_per_token, param_counts
 from sweep.model import GPT
 from sweep.shape import ModelShape
-from sweep.train import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype
+from sweep.train import (compile_model, compiles, configure_device, forward_backward, make_optimizer, optimizer_step,
+                         resolve_dtype)
 
 CPU_LADDER = (1e5, 3e5, 1e6, 3e6, 1e7)
 CUDA_LADDER = (1e6, 1e7, 3e7, 1e8, 3e8)
@@ -91,30 +92,36 @@ def ladder(device: torch.device) -> list[ModelShape]:
 
 
 def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_name: str, batch_tokens: int,
-                seconds: float) -> dict:
-    """Train `shape` for about `seconds` after two warm-up steps; medians per step."""
+                seconds: float, compile: bool | str = "auto") -> dict:
+    """Train `shape` for about `seconds` after two warm-up steps; medians per step. `compile` is a
+    `train.compile` setting; compiling happens in the first warm-up step, which `compile_s` reports
+    (its time less a timed step's)."""
     spec = RunSpec("bench", shape, batch_tokens, 0, 3e-3, TrainConfig(batch_tokens=batch_tokens, lr=3e-3,
                    dtype=dtype_name), DataConfig(seq_len=shape.seq_len))
     dtype = resolve_dtype(dtype_name, device)
     configure_device(device)
     torch.manual_seed(0)
     model = GPT(shape).to(device)
+    compiled = compiles(compile, device)
+    step_model = compile_model(model) if compiled else model
     optimizer = make_optimizer(model, spec, device)
     generator = torch.Generator().manual_seed(0)
     batch_size = batch_tokens // shape.seq_len
     split = {"batch": [], "forward_backward": [], "optimizer": []}
-    start, step = time.perf_counter(), 0
+    start, step, first_step_s = time.perf_counter(), 0, 0.0
     while step < 2 or time.perf_counter() - start < seconds or len(split["batch"]) < 3:
         marks = [time.perf_counter()]
         x, y = get_batch(corpus.train, batch_size, shape.seq_len, generator, device)
         _sync(device)
         marks.append(time.perf_counter())
-        forward_backward(model, x, y, device, dtype)
+        forward_backward(step_model, x, y, device, dtype)
         _sync(device)
         marks.append(time.perf_counter())
         optimizer_step(model, optimizer, spec.lr, spec.train.grad_clip)
         _sync(device)
         marks.append(time.perf_counter())
+        if step == 0:
+            first_step_s = marks[-1] - marks[0]
         if step >= 2:
             for name, begin, end in zip(split, marks, marks[1:]):
                 split[name].append(end - begin)
@@ -125,6 +132,8 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
         "shape": shape.name,
         "params": param_counts(shape).non_embedding,
         "dtype": "bf16" if dtype == torch.bfloat16 else "fp32",
+        "compiled": compiled,
+        "compile_s": first_step_s - sum(step_s.values()) if compiled else None,
         "tokens_per_s": tokens_per_s,
         "flops_per_s": tokens_per_s * flops_per_token(shape, "6n_attn"),
         "step_s": step_s,
@@ -132,22 +141,25 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
 
 
 def _pool_worker(shapes: list[ModelShape], data: dict, dtype_name: str, batch_tokens: int, seconds: float,
-                 barrier, results) -> None:
+                 compile: bool | str, barrier, results) -> None:
     """One single-thread worker: each shape in turn, starting together with the other workers."""
     torch.set_num_threads(1)
     corpus = load_corpus(DataConfig(**data))
     for index, shape in enumerate(shapes):
         barrier.wait()
-        results.put((index, bench_shape(shape, corpus, torch.device("cpu"), dtype_name, batch_tokens, seconds)))
+        results.put((index, bench_shape(shape, corpus, torch.device("cpu"), dtype_name, batch_tokens, seconds,
+                                        compile)))
 
 
-def pool_rows(shapes: list[ModelShape], data: DataConfig, workers: int, batch_tokens: int, seconds: float) -> list[dict]:
+def pool_rows(shapes: list[ModelShape], data: DataConfig, workers: int, batch_tokens: int, seconds: float,
+              compile: bool | str = "auto") -> list[dict]:
     """Each shape trained by `workers` single-thread processes at once (spawned, as `run_pool` does):
     per shape, the summed tokens/s and FLOP/s and the step split of the slowest worker."""
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(workers), context.Queue()
     processes = [context.Process(target=_pool_worker, args=(shapes, dataclasses.asdict(data), "auto",
-                                                            batch_tokens, seconds, barrier, results), daemon=True)
+                                                            batch_tokens, seconds, compile, barrier, results),
+                                 daemon=True)
                  for _ in range(workers)]
     for process in processes:
         process.start()
@@ -205,9 +217,9 @@ def overheads(shape: ModelShape) -> dict:
 
 
 def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threads: int = 0,
-              workers: int = 0) -> dict:
+              workers: int = 0, compile: bool | str = "auto") -> dict:
     """Everything `sweep bench` reports, as the JSON document it prints. `workers` 0 = as `sweep run`
-    packs a sweep of many runs: one single-thread worker per core on CPU."""
+    packs a sweep of many runs: one single-thread worker per core on CPU. `compile` as `train.compile`."""
     if threads:
         torch.set_num_threads(threads)
     configure_device(device)  # the peak is measured under the settings training runs with
@@ -217,11 +229,12 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
     peak_samples = [matmul_peaks(device, seconds=2.0)]
     corpus = load_corpus(DataConfig())
     batch_tokens = 65536 if device.type == "cuda" else 8192
-    pooled = pool_rows(shapes, DataConfig(), workers, batch_tokens, seconds) if workers > 1 else [None] * len(shapes)
+    pooled = (pool_rows(shapes, DataConfig(), workers, batch_tokens, seconds, compile) if workers > 1
+              else [None] * len(shapes))
     sizes = []
     for shape, pool in zip(shapes, pooled):
         peak_samples.append(matmul_peaks(device, seconds=0.5))
-        row = bench_shape(shape, corpus, device, "auto", batch_tokens, seconds)
+        row = bench_shape(shape, corpus, device, "auto", batch_tokens, seconds, compile)
         if pool is not None:
             row["pool"] = {"workers": workers, "tokens_per_s": pool["tokens_per_s"], "flops_per_s": pool["flops_per_s"],
                            "step_s": pool["step_s"]}

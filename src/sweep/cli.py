@@ -87,7 +87,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
     from sweep.progress import PlainReporter, RichReporter
     from sweep.report import plan_table
     from sweep.store import Store, spec_columns
-    from sweep.train import resolve_device
+    from sweep.train import compiles, resolve_device
 
     import torch
 
@@ -112,7 +112,8 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
         rows = []
         for spec in specs:
             if spec.shape not in step_seconds:  # the step `train` runs, at the threads a run will get
-                timing = bench_shape(spec.shape, corpus, device, spec.train.dtype, spec.train.batch_tokens, seconds=0)
+                timing = bench_shape(spec.shape, corpus, device, spec.train.dtype, spec.train.batch_tokens, seconds=0,
+                                     compile=False)  # compiling a shape can take minutes
                 step_seconds[spec.shape] = sum(timing["step_s"].values())
             steps = max(1, round(spec.tokens / spec.train.batch_tokens))
             # Each evaluation reads val_tokens forward only: about a third of a training step's work per token.
@@ -121,7 +122,8 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
             rows.append({**spec_columns(spec), "shape": spec.shape.name, "status": status,
                          "est_s": (steps + eval_steps) * step_seconds[spec.shape]})
         console.print(plan_table(pd.DataFrame(rows), processes))
-        console.print(f"estimates time 3 training steps of each shape on {device.type} with {threads} thread(s); "
+        eager = "eager " if compiles(sweep_config.train.compile, device) else ""
+        console.print(f"estimates time 3 {eager}training steps of each shape on {device.type} with {threads} thread(s); "
                       "nothing was written", highlight=False)
         return
 
@@ -184,6 +186,8 @@ def bench(
     workers: int = typer.Option(0, "--workers", min=0,
                                 help="CPU: single-thread workers measured at once (0 = one per core, as sweep run packs; "
                                      "1 = none)."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+                                           help="torch.compile the models (default: on CUDA only, as train.compile: auto)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
 ):
     """Measure training speed against this machine's own matmul peak, through the path sweep run uses."""
@@ -197,7 +201,8 @@ def bench(
         raise SweepError("--device cuda: torch sees no CUDA device on this machine")
     if workers > 1 and device is Device.cuda:
         raise SweepError("--workers: the pooled measurement is for CPUs; on CUDA one process is measured")
-    result = run_bench(resolve_device(device.value), reference, seconds, threads, workers)
+    result = run_bench(resolve_device(device.value), reference, seconds, threads, workers,
+                       "auto" if compile is None else compile)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

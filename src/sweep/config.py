@@ -81,6 +81,7 @@ class TrainConfig:
     evals: int = 4  # validation evaluations during the run, besides the final one
     dtype: str = field(default="auto", metadata=_choices(*DTYPES))
     threads: int = 0  # CPU threads per run; 0 = all cores
+    compile: Any = "auto"  # torch.compile the model: true, false, or 'auto' (on CUDA only)
     checkpoint_every: float = 300.0  # seconds between checkpoints of a run in training; 0 = none
 
 
@@ -120,10 +121,11 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """Readable prefix plus a hash of everything that decides the result. Thread count, checkpoint
-        interval and device are left out: running the same config again elsewhere skips what is done."""
+        interval, compiling and device are left out: they change rounding, not what is trained, and
+        running the same config again elsewhere skips what is done."""
         identity = self.to_dict()
-        identity["train"].pop("threads")
-        identity["train"].pop("checkpoint_every")
+        for how_not_what in ("threads", "checkpoint_every", "compile"):
+            identity["train"].pop(how_not_what)
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         return f"{self.shape.name}-D{_short_number(self.tokens)}-s{self.seed}-{digest[:8]}"
 
@@ -305,6 +307,10 @@ def _build(cls, raw: Any, path: str, problems: list[str]):
 def _coerce(value: Any, hint: Any, f: dataclasses.Field, path: str, problems: list[str]):
     if f.name == "lr" and hint is Any:
         return _coerce_lr(value, path, problems)
+    if f.name == "compile" and hint is Any:
+        if value != "auto" and not isinstance(value, bool):
+            problems.append(f"{path}: expected true, false or 'auto', got {_kind(value)}")
+        return value
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path, problems)
     if typing.get_origin(hint) is tuple:

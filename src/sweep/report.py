@@ -173,7 +173,9 @@ def bench_table(result: dict) -> Table:
                         f"model build {overhead['model_build_s']:.3f} s); corpus load {overhead['corpus_load_s']:.2f} s "
                         "once per worker", title_justify="left")
     pooled = workers > 1
+    compiled = any(row.get("compiled") for row in result["sizes"])
     columns = ["shape", "params", "dtype", "tokens/s", "FLOP/s", "MFU", "batch", "fwd+bwd", "optimizer"]
+    columns += ["compile (s)"] if compiled else []
     columns += ["pool tokens/s", "pool MFU"] if pooled else []
     columns += ["reference tokens/s", "speed-up"] + (["pool speed-up"] if pooled else [])
     for name in columns:
@@ -191,6 +193,8 @@ def bench_table(result: dict) -> Table:
                  human(row["flops_per_s"]), f"{100 * row['mfu']:.1f}%" if row["mfu"] is not None else "-",
                  f"{100 * step['batch'] / total:.1f}%", f"{100 * step['forward_backward'] / total:.1f}%",
                  f"{100 * step['optimizer'] / total:.1f}%"]
+        if compiled:
+            cells.append(f"{row['compile_s']:.1f}" if row.get("compiled") else "-")
         if pooled:
             cells += [f"{pool['tokens_per_s']:,.0f}", f"{100 * pool['mfu']:.1f}%"]
         cells += [f"{reference:,.0f}" if reference else "-", speed_up(row["tokens_per_s"])]

@@ -36,7 +36,7 @@ COLUMNS = [
     "run_id", "sweep", "status", "n_layers", "d_model", "n_heads", "d_ff", "params", "params_total",
     "params_embedding", "tokens", "seed", "lr", "flops", "flops_6nd_total", "flops_attn", "flops_matmul",
     "loss", "bpb", "train_loss", "epochs", "wall_s", "tokens_per_s", "peak_mem_bytes", "device", "dtype",
-    "attempts", "reason",
+    "compiled", "attempts", "reason",
 ]
 
 

@@ -92,8 +92,8 @@ def ladder(device: torch.device) -> list[ModelShape]:
 
 
 def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_name: str, batch_tokens: int,
-                seconds: float, compile: bool | str = "auto") -> dict:
-    """Train `shape` for about `seconds` after two warm-up steps; medians per step. `compile` is a
+                seconds: float, compiling: bool | str = "auto") -> dict:
+    """Train `shape` for about `seconds` after two warm-up steps; medians per step. `compiling` is a
     `train.compile` setting; compiling happens in the first warm-up step, which `compile_s` reports
     (its time less a timed step's)."""
     spec = RunSpec("bench", shape, batch_tokens, 0, 3e-3, TrainConfig(batch_tokens=batch_tokens, lr=3e-3,
@@ -102,7 +102,7 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
     configure_device(device)
     torch.manual_seed(0)
     model = GPT(shape).to(device)
-    compiled = compiles(compile, device)
+    compiled = compiles(compiling, device)
     step_model = compile_model(model) if compiled else model
     optimizer = make_optimizer(model, spec, device)
     generator = torch.Generator().manual_seed(0)
@@ -141,24 +141,24 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
 
 
 def _pool_worker(shapes: list[ModelShape], data: dict, dtype_name: str, batch_tokens: int, seconds: float,
-                 compile: bool | str, barrier, results) -> None:
+                 compiling: bool | str, barrier, results) -> None:
     """One single-thread worker: each shape in turn, starting together with the other workers."""
     torch.set_num_threads(1)
     corpus = load_corpus(DataConfig(**data))
     for index, shape in enumerate(shapes):
         barrier.wait()
         results.put((index, bench_shape(shape, corpus, torch.device("cpu"), dtype_name, batch_tokens, seconds,
-                                        compile)))
+                                        compiling)))
 
 
 def pool_rows(shapes: list[ModelShape], data: DataConfig, workers: int, batch_tokens: int, seconds: float,
-              compile: bool | str = "auto") -> list[dict]:
+              compiling: bool | str = "auto") -> list[dict]:
     """Each shape trained by `workers` single-thread processes at once (spawned, as `run_pool` does):
     per shape, the summed tokens/s and FLOP/s and the step split of the slowest worker."""
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(workers), context.Queue()
     processes = [context.Process(target=_pool_worker, args=(shapes, dataclasses.asdict(data), "auto",
-                                                            batch_tokens, seconds, compile, barrier, results),
+                                                            batch_tokens, seconds, compiling, barrier, results),
                                  daemon=True)
                  for _ in range(workers)]
     for process in processes:
@@ -217,9 +217,9 @@ def overheads(shape: ModelShape) -> dict:
 
 
 def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threads: int = 0,
-              workers: int = 0, compile: bool | str = "auto") -> dict:
+              workers: int = 0, compiling: bool | str = "auto") -> dict:
     """Everything `sweep bench` reports, as the JSON document it prints. `workers` 0 = as `sweep run`
-    packs a sweep of many runs: one single-thread worker per core on CPU. `compile` as `train.compile`."""
+    packs a sweep of many runs: one single-thread worker per core on CPU. `compiling` as `train.compile`."""
     if threads:
         torch.set_num_threads(threads)
     configure_device(device)  # the peak is measured under the settings training runs with
@@ -229,12 +229,12 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
     peak_samples = [matmul_peaks(device, seconds=2.0)]
     corpus = load_corpus(DataConfig())
     batch_tokens = 65536 if device.type == "cuda" else 8192
-    pooled = (pool_rows(shapes, DataConfig(), workers, batch_tokens, seconds, compile) if workers > 1
+    pooled = (pool_rows(shapes, DataConfig(), workers, batch_tokens, seconds, compiling) if workers > 1
               else [None] * len(shapes))
     sizes = []
     for shape, pool in zip(shapes, pooled):
         peak_samples.append(matmul_peaks(device, seconds=0.5))
-        row = bench_shape(shape, corpus, device, "auto", batch_tokens, seconds, compile)
+        row = bench_shape(shape, corpus, device, "auto", batch_tokens, seconds, compiling)
         if pool is not None:
             row["pool"] = {"workers": workers, "tokens_per_s": pool["tokens_per_s"], "flops_per_s": pool["flops_per_s"],
                            "step_s": pool["step_s"]}

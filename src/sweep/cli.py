@@ -113,7 +113,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
         for spec in specs:
             if spec.shape not in step_seconds:  # the step `train` runs, at the threads a run will get
                 timing = bench_shape(spec.shape, corpus, device, spec.train.dtype, spec.train.batch_tokens, seconds=0,
-                                     compile=False)  # compiling a shape can take minutes
+                                     compiling=False)  # compiling a shape can take minutes
                 step_seconds[spec.shape] = sum(timing["step_s"].values())
             steps = max(1, round(spec.tokens / spec.train.batch_tokens))
             # Each evaluation reads val_tokens forward only: about a third of a training step's work per token.
@@ -186,7 +186,7 @@ def bench(
     workers: int = typer.Option(0, "--workers", min=0,
                                 help="CPU: single-thread workers measured at once (0 = one per core, as sweep run packs; "
                                      "1 = none)."),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile",
+    compiling: Optional[bool] = typer.Option(None, "--compile/--no-compile",
                                            help="torch.compile the models (default: on CUDA only, as train.compile: auto)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
 ):
@@ -202,7 +202,7 @@ def bench(
     if workers > 1 and device is Device.cuda:
         raise SweepError("--workers: the pooled measurement is for CPUs; on CUDA one process is measured")
     result = run_bench(resolve_device(device.value), reference, seconds, threads, workers,
-                       "auto" if compile is None else compile)
+                       "auto" if compiling is None else compiling)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

@@ -34,8 +34,7 @@ from sweep.executors import packing
 from sweep.flops import flops_per_token, param_counts
 from sweep.model import GPT
 from sweep.shape import ModelShape
-from sweep.train import (compile_model, compiles, configure_device, forward_backward, make_optimizer, optimizer_step,
-                         resolve_dtype)
+from sweep.train import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype, step_module
 
 CPU_LADDER = (1e5, 3e5, 1e6, 3e6, 1e7)
 CUDA_LADDER = (1e6, 1e7, 3e7, 1e8, 3e8)
@@ -102,8 +101,7 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
     configure_device(device)
     torch.manual_seed(0)
     model = GPT(shape).to(device)
-    compiled = compiles(compiling, device)
-    step_model = compile_model(model) if compiled else model
+    step_model, compiled = step_module(model, compiling, device)
     optimizer = make_optimizer(model, spec, device)
     generator = torch.Generator().manual_seed(0)
     batch_size = batch_tokens // shape.seq_len

@@ -92,14 +92,18 @@ def compiles(setting: bool | str, device: torch.device) -> bool:
 RECOMPILE_LIMIT = 64
 
 
-def compile_model(model: GPT) -> torch.nn.Module:
-    """`model` compiled for training. Guards are on shapes and dtypes, not on the module object
-    (Dynamo inlines nn.Modules and treats parameters as inputs), so a later run of the same shape in
-    this process reuses the compiled code without tracing again; a new process reuses Inductor's
-    kernels from its on-disk cache (TORCHINDUCTOR_CACHE_DIR). dynamic=False: a new shape gets its own
-    static graph rather than turning earlier ones into slower dynamic-shape code."""
+def step_module(model: GPT, setting: bool | str, device: torch.device) -> tuple[torch.nn.Module, bool]:
+    """The module training steps call, and whether it is compiled: `model` itself, or `model`
+    compiled (same parameters; the first step compiles) where `compiles(setting, device)`.
+    Guards are on shapes and dtypes, not on the module object (Dynamo inlines nn.Modules and treats
+    parameters as inputs), so a later run of the same shape in this process reuses the compiled code
+    without tracing again; a new process reuses Inductor's kernels from its on-disk cache
+    (TORCHINDUCTOR_CACHE_DIR). dynamic=False: a new shape gets its own static graph rather than
+    turning earlier ones into slower dynamic-shape code."""
+    if not compiles(setting, device):
+        return model, False
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-    return torch.compile(model, dynamic=False)
+    return torch.compile(model, dynamic=False), True
 
 
 def lr_at(step: int, steps: int, peak_lr: float, warmup: float, min_lr_ratio: float) -> float:
@@ -215,8 +219,7 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     dtype = resolve_dtype(spec.train.dtype, device)
     torch.manual_seed(spec.seed)
     model = GPT(spec.shape).to(device)
-    compiled = compiles(spec.train.compile, device)
-    step_model = compile_model(model) if compiled else model  # same parameters; the first step compiles
+    step_model, compiled = step_module(model, spec.train.compile, device)
     optimizer = make_optimizer(model, spec, device)
     generator = torch.Generator().manual_seed(spec.seed)
     val_x, val_y = validation_set(corpus.val, spec.shape.seq_len, spec.data.val_tokens)

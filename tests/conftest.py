@@ -33,6 +33,11 @@ def tiny_config(corpus: str, **overrides) -> dict:
     return raw
 
 
+def run_dirs(sweep_dir: Path) -> list[Path]:
+    """The run directories of one sweep, sorted; wsd trunks (under trunks/) are not runs."""
+    return sorted(path.parent for path in sweep_dir.glob("*/spec.json"))
+
+
 @pytest.fixture
 def write_config(tmp_path):
     def write(raw: dict, name: str = "sweep.yaml") -> Path:

@@ -10,7 +10,7 @@ from sweep import load_runs
 from sweep.cli import app
 from sweep.store import COLUMNS
 
-from conftest import REPO, tiny_config
+from conftest import REPO, run_dirs, tiny_config
 
 runner = CliRunner()
 
@@ -36,7 +36,7 @@ def test_smoke_sweep_end_to_end(smoke_store):
     assert len(runs) == 4 and (runs["status"] == "done").all() and (runs["attempts"] == 1).all()
     assert (runs["loss"] < 5.0).all() and (runs["bpb"] == runs["loss"] / pd.Series([0.6931471805599453] * 4)).all()
     assert (runs["flops"] == 6 * runs["params"] * runs["tokens"]).all()
-    for run_dir in (store / "smoke").iterdir():
+    for run_dir in run_dirs(store / "smoke"):
         assert {"spec.json", "status.json", "metrics.jsonl", "result.json"} <= {p.name for p in run_dir.iterdir()}
         record = json.loads((run_dir / "result.json").read_text())
         assert record["status"] == "done" and record["device"] == "cpu"

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from sweep.config import ModelConfig, expand, load_config, lr_for_params, parse_config, shape_for_params
+from sweep.config import (ModelConfig, expand, kaplan_lr, load_config, lr_for_params, parse_config,
+                          shape_for_params, tokens_for_ratio)
 from sweep.errors import ConfigError, SweepError
 from sweep.flops import param_counts
 
@@ -51,8 +52,11 @@ def test_run_id_is_stable_and_follows_what_decides_the_result():
 
 
 def test_run_ids_of_existing_stores_survive_new_config_keys():
-    # The id this spec had before train.compile existed: a store written then is still recognised.
-    assert expand(parse_config(tiny_config("stdlib")))[0].run_id == "L1-d16-h2-D8.192e3-s0-514ff66a"
+    # The id this spec had before train.compile and train.schedule existed (runs then were cosine):
+    # a store written then is still recognised.
+    raw = tiny_config("stdlib")
+    raw["train"]["schedule"] = "cosine"
+    assert expand(parse_config(raw))[0].run_id == "L1-d16-h2-D8.192e3-s0-514ff66a"
 
 
 def test_unknown_key_names_the_nearest_valid_key():
@@ -67,7 +71,10 @@ def test_unknown_key_names_the_nearest_valid_key():
 @pytest.mark.parametrize("section, key, value, expected", [
     ("train", "batch_tokens", "lots", "train.batch_tokens: expected an integer, got str 'lots'"),
     ("train", "batch_tokens", 10.5, "train.batch_tokens: expected an integer, got float 10.5"),
-    ("train", "lr", "fast", "train.lr: expected a positive number, a list of them, or 'auto'"),
+    ("train", "lr", "fast", "train.lr: expected a positive number, a list of them, 'auto' or 'kaplan'"),
+    ("train", "schedule", "step", "train.schedule: 'step' is not one of cosine, wsd"),
+    ("train", "decay", "cubic", "train.decay: 'cubic' is not one of linear, sqrt"),
+    ("train", "cooldown", 1.5, "train.cooldown: 1.5 must be a share of the steps in [0, 1]"),
     ("train", "lr", -1, "train.lr: expected a positive number"),
     ("train", "warmup", 1.5, "train.warmup: 1.5 must be a share of the steps in [0, 1)"),
     ("model", "norm", "batchnorm", "model.norm: 'batchnorm' is not one of layernorm, rmsnorm"),
@@ -143,18 +150,46 @@ def test_unreadable_files(tmp_path):
         load_config(bad)
 
 
-@pytest.mark.parametrize("target", [1e4, 1e5, 1e6, 1e7, 1e8])
-def test_params_rule_lands_near_the_target(target):
-    shape = shape_for_params(int(target), ModelConfig(params=(int(target),)), seq_len=256, vocab_size=256)
-    assert abs(param_counts(shape).non_embedding / target - 1) < 0.1
-    assert shape.d_model % shape.n_heads == 0
+def test_params_rule_never_shrinks_depth_or_width_as_the_target_grows():
+    """A ladder that jumps in depth bends the loss curve: from 1e3 to 1e8, a larger target never gets
+    fewer layers or a narrower model, and it lands near the target (within 10% from 1e7, where a
+    layer more moves N by under 10%; within 1.55x below, where one layer more doubles a small model)."""
+    previous = None
+    for target in [round(10 ** (3 + k / 40)) for k in range(201)]:
+        shape = shape_for_params(target, ModelConfig(params=(target,)), seq_len=256, vocab_size=256)
+        ratio = param_counts(shape).non_embedding / target
+        assert shape.d_model % shape.n_heads == 0 and shape.head_dim % 2 == 0
+        if previous:
+            assert shape.n_layers >= previous.n_layers and shape.d_model >= previous.d_model, (target, shape, previous)
+        assert 1 / 1.55 < ratio < 1.55 if target >= 1e4 else True
+        assert abs(ratio - 1) < 0.1 if target >= 1e7 else True
+        previous = shape
 
 
-def test_auto_lr_follows_kaplan_rule():
-    config = parse_config({**tiny_config("stdlib"), "train": {"batch_tokens": 1024, "lr": "auto"}})
+def test_lr_rules():
+    config = parse_config({**tiny_config("stdlib"), "train": {"batch_tokens": 1024, "lr": "kaplan"}})
     spec = expand(config)[0]
     assert spec.lr == pytest.approx(0.003239 - 0.0001395 * math.log(param_counts(spec.shape).non_embedding))
-    assert lr_for_params(10**6) < lr_for_params(10**5)
+    auto = expand(parse_config({**tiny_config("stdlib"), "train": {"batch_tokens": 1024, "lr": "auto"}}))
+    assert [s.lr for s in auto] == [lr_for_params(param_counts(s.shape).non_embedding) for s in auto]
+    assert lr_for_params(10**6) < lr_for_params(10**5) and kaplan_lr(10**6) < kaplan_lr(10**5)
+
+
+def test_tokens_per_param_gives_every_size_the_same_ratio():
+    raw = tiny_config("stdlib", tokens_per_param=[2, 8])
+    del raw["tokens"]
+    specs = expand(parse_config(raw))
+    assert len(specs) == 4
+    for spec in specs:
+        ratio = spec.tokens / param_counts(spec.shape).non_embedding
+        assert spec.tokens % 1024 == 0 and (abs(ratio - 2) < 0.3 or abs(ratio - 8) < 0.3)
+    assert tokens_for_ratio(specs[0].shape, 2, 1024) == specs[0].tokens
+    raw["tokens_per_param"] = [0.001]
+    with pytest.raises(ConfigError, match="tokens_per_param: L1-d16-h2 gets 0 tokens"):
+        parse_config(raw)
+    raw["tokens"] = [8192]
+    with pytest.raises(ConfigError, match="give exactly one of 'tokens'"):
+        parse_config(raw)
 
 
 def test_flops_budgets_make_isoflop_groups():

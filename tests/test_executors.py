@@ -11,7 +11,7 @@ from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.executors import packing
 
-from conftest import tiny_config
+from conftest import run_dirs, tiny_config
 
 runner = CliRunner()
 
@@ -36,7 +36,7 @@ def test_pool_trains_every_run_once_and_records_it(tmp_path, write_config, email
     assert "4 trained, 0 already finished, 0 failed" in result.output
     runs = load_runs(store)
     assert (runs["status"] == "done").all() and (runs["attempts"] == 1).all()
-    for run_dir in (store / "tiny").iterdir():
+    for run_dir in run_dirs(store / "tiny"):
         record = json.loads((run_dir / "result.json").read_text())
         assert record["threads"] == 1 and record["loss"] == runs.set_index("run_id").loc[run_dir.name, "loss"]
     again = runner.invoke(app, ["run", str(path), "--store", str(store), "--workers", "2"], catch_exceptions=False)

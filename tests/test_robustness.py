@@ -23,7 +23,7 @@ from sweep.data import load_corpus
 from sweep.store import read_metrics
 from sweep.train import train
 
-from conftest import tiny_config
+from conftest import run_dirs, tiny_config
 
 runner = CliRunner()
 SWEEP = [sys.executable, "-m", "sweep"]
@@ -77,10 +77,12 @@ def test_killed_and_restarted_sweep_ends_with_every_run_done_once(tmp_path, writ
     expected, got = _results(reference), _results(store)
     assert (got["status"] == "done").all() and sorted(got.index) == sorted(expected.index)
     assert (got["loss"] == expected.loss[got.index]).all(), "resumed runs must end where uninterrupted ones do"
-    for run_dir in (store / "tiny").iterdir():
+    for run_dir in run_dirs(store / "tiny"):
         steps = [row["step"] for row in read_metrics(run_dir)]
         assert steps == sorted(set(steps)), "no step logged twice"
         assert not (run_dir / "checkpoint.pt").exists() and not (run_dir / "claim.json").exists()
+    assert not list((store / "tiny" / "trunks").glob("*/*.pt")), "branch points live until every branch is done"
+    assert not list((store / "tiny" / "trunks").glob("*/claim.json"))
 
 
 def test_two_runners_on_one_store_take_different_runs(tmp_path, write_config, email_glob):
@@ -113,7 +115,7 @@ def test_retry_failed_trains_failed_runs_again(tmp_path, write_config, email_glo
     config = write_config(tiny_config(email_glob))
     store = tmp_path / "store"
     assert runner.invoke(app, ["run", str(config), "--store", str(store)]).exit_code == 0
-    run_dir = next((store / "tiny").iterdir())
+    run_dir = run_dirs(store / "tiny")[0]
     status = json.loads((run_dir / "status.json").read_text())
     (run_dir / "status.json").write_text(json.dumps({**status, "status": "failed", "reason": "RuntimeError: boom"}))
     again = runner.invoke(app, ["run", str(config), "--store", str(store)])
@@ -127,7 +129,7 @@ def test_corrupt_and_truncated_files_never_crash_ls_or_fit(tmp_path, write_confi
     config = write_config(tiny_config(email_glob))
     store = tmp_path / "store"
     assert runner.invoke(app, ["run", str(config), "--store", str(store)]).exit_code == 0
-    dirs = sorted((store / "tiny").iterdir())
+    dirs = run_dirs(store / "tiny")
     with open(dirs[0] / "metrics.jsonl", "a") as f:
         f.write('{"step": 99, "trai')  # a writer killed mid-line
     (dirs[1] / "result.json").write_text("{not json")
@@ -155,7 +157,7 @@ MALFORMED = [
     ("name: [a\n", "not valid YAML"),
     ("- 1\n- 2\n", "expected a mapping of keys at the top level"),
     ("tokens: [1e6]\nmodel: {params: [1e5]}\n", "name: required key is missing"),
-    ("name: x\nmodel: {params: [1e5]}\n", "tokens: give exactly one of 'tokens' (training-token budgets) or 'flops'"),
+    ("name: x\nmodel: {params: [1e5]}\n", "tokens: give exactly one of 'tokens' (training-token budgets), 'flops' (compute budgets) or 'tokens_per_param'"),
     ("name: x\nflops: [1e9]\nmodel: {params: [1e5]}\n", "gets 0 tokens from its smallest budget, less than one batch"),
     ("name: x\ntokens: [1e6]\n", "model: give exactly one of 'sizes'"),
     ("name: x\ntokens: [1e6]\nmodel: {params: [1e5], sizes: [{n_layers: 1, d_model: 64}]}\n", "model: give exactly one"),

@@ -88,6 +88,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
     from sweep.report import plan_table
     from sweep.store import Store, spec_columns
     from sweep.train import compiles, resolve_device
+    from sweep.wsd import trunks
 
     import torch
 
@@ -115,13 +116,14 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
                 timing = bench_shape(spec.shape, corpus, device, spec.train.dtype, spec.train.batch_tokens, seconds=0,
                                      compiling=False)  # compiling a shape can take minutes
                 step_seconds[spec.shape] = sum(timing["step_s"].values())
-            steps = max(1, round(spec.tokens / spec.train.batch_tokens))
             # Each evaluation reads val_tokens forward only: about a third of a training step's work per token.
             eval_steps = (spec.train.evals + 1) * spec.data.val_tokens / spec.train.batch_tokens / 3
             status = store.status(spec)["status"] if store_path.is_dir() else "pending"
             rows.append({**spec_columns(spec), "shape": spec.shape.name, "status": status,
-                         "est_s": (steps + eval_steps) * step_seconds[spec.shape]})
-        console.print(plan_table(pd.DataFrame(rows), processes))
+                         "est_s": (spec.steps - spec.branch_step + eval_steps) * step_seconds[spec.shape]})
+        trunk_s = sum(max(trunk.branch_steps) * step_seconds[trunk.branches[0].shape] for trunk in trunks(todo))
+        console.print(plan_table(pd.DataFrame(rows), processes, trunk_s))
+        console.print(_flops_summary(specs), highlight=False)
         eager = "eager " if compiles(sweep_config.train.compile, device) else ""
         console.print(f"estimates time 3 {eager}training steps of each shape on {device.type} with {threads} thread(s); "
                       "nothing was written", highlight=False)
@@ -147,6 +149,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
     console.print(f"sweep {sweep_config.name}: {len(outcome.done)} trained, {outcome.skipped} already finished{taken}, "
                   f"{len(outcome.failed)} failed, {len(outcome.diverged)} diverged; store {store_path / sweep_config.name}",
                   highlight=False)
+    console.print(_flops_summary(specs), highlight=False)
     for run_id in outcome.failed + outcome.diverged:
         console.print(f"  not done: {run_id} (see sweep ls)", highlight=False)
     if outcome.interrupted:
@@ -154,6 +157,15 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
         raise typer.Exit(130)
     if not outcome.ok:
         raise typer.Exit(1)
+
+
+def _flops_summary(specs) -> str:
+    from sweep.report import human
+    from sweep.wsd import spent_flops
+
+    spent, separate = spent_flops(specs)
+    return (f"FLOPs (6ND): {human(spent)} as trained, {human(separate)} as separate runs of the same grid "
+            f"({spent / separate:.2f}x)")
 
 
 @app.command("ls")

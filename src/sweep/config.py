@@ -29,6 +29,9 @@ from sweep.shape import ACTIVATIONS, NORMS, POSITIONS, ModelShape, default_d_ff,
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "fp32", "bf16")
 BIN_DTYPES = ("uint8", "uint16")
+SCHEDULES = ("cosine", "wsd")
+DECAYS = ("linear", "sqrt")
+LR_RULES = ("auto", "kaplan")
 
 
 def _choices(*allowed: str) -> dict:
@@ -71,9 +74,12 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     batch_tokens: int = 8192
-    lr: Any = (3e-3,)  # a number, a list of numbers (a grid axis), or 'auto' (see `lr_for_params`)
-    warmup: float = 0.05  # share of the run's steps spent warming up linearly
-    min_lr_ratio: float = 0.1  # cosine decays to this share of the peak (Hoffmann et al. 2022)
+    lr: Any = (3e-3,)  # a number, a list (a grid axis), 'auto' (`lr_for_params`) or 'kaplan' (`kaplan_lr`)
+    warmup: float = 0.05  # share of the steps warming up linearly; wsd: of the size's smallest budget
+    min_lr_ratio: float = 0.1  # the schedule decays to this share of the peak (Hoffmann et al. 2022)
+    schedule: str = field(default="wsd", metadata=_choices(*SCHEDULES))  # see `train.lr_at`
+    cooldown: float = 0.2  # wsd: share of each budget's steps spent decaying (Hägele et al. 2024)
+    decay: str = field(default="linear", metadata=_choices(*DECAYS))  # wsd: the cooldown's shape
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     beta1: float = 0.9
@@ -89,7 +95,8 @@ class TrainConfig:
 class SweepConfig:
     name: str
     tokens: tuple[int, ...] = ()  # training-token budgets: an N × D grid ...
-    flops: tuple[float, ...] = ()  # ... or compute budgets C: each size trains C / 6N tokens (IsoFLOP)
+    flops: tuple[float, ...] = ()  # ... or compute budgets C: each size trains C / 6N tokens (IsoFLOP) ...
+    tokens_per_param: tuple[float, ...] = ()  # ... or ratios r: each size trains r·N tokens
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     seeds: tuple[int, ...] = (0,)
@@ -109,25 +116,63 @@ class RunSpec:
     train: TrainConfig  # train.lr holds the resolved number too
     data: DataConfig
     corpus_sha256: str = ""
+    warmup_steps: int = 0  # wsd: warmup shared by every branch of a trunk; cosine: 0 (a share of its own steps)
+
+    def __post_init__(self):
+        if self.train.schedule == "wsd" and not 0 <= self.warmup_steps <= self.branch_step:
+            raise ValueError(f"wsd run {self.shape.name} at {self.tokens} tokens: warmup of {self.warmup_steps} steps "
+                             f"runs past its branch point at step {self.branch_step}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps: the token budget in whole batches."""
+        return max(1, round(self.tokens / self.train.batch_tokens))
+
+    @property
+    def branch_step(self) -> int:
+        """wsd: the step at which this budget's cooldown starts, where its branch leaves the trunk."""
+        if self.train.schedule != "wsd":
+            return 0
+        return self.steps - round(self.train.cooldown * self.steps)
 
     @property
     def flops(self) -> int:
         """6·N·D of this run's budget, N non-embedding: the cost sweeps are ordered and shown by."""
         return flops_per_token(self.shape, "6n") * self.tokens
 
-    @property
-    def run_id(self) -> str:
-        """Readable prefix plus a hash of everything that decides the result. Thread count, checkpoint
-        interval, compiling and device are left out: they change rounding, not what is trained, and
-        running the same config again elsewhere skips what is done."""
+    def identity(self) -> dict:
+        """The fields that decide the result. Thread count, checkpoint interval, compiling and device
+        change rounding, not what is trained, so running the same config again elsewhere skips what is
+        done. The schedule's fields enter only for wsd, so cosine runs keep the ids they had before
+        schedules existed."""
         identity = self.to_dict()
         for how_not_what in ("threads", "checkpoint_every", "compile"):
             identity["train"].pop(how_not_what)
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        if self.train.schedule == "cosine":
+            for wsd_only in ("schedule", "cooldown", "decay"):
+                identity["train"].pop(wsd_only)
+            identity.pop("warmup_steps")
+        return identity
+
+    @property
+    def run_id(self) -> str:
+        """Readable prefix plus a hash of `identity()`."""
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
         return f"{self.shape.name}-D{_short_number(self.tokens)}-s{self.seed}-{digest[:8]}"
+
+    @property
+    def trunk_id(self) -> str:
+        """wsd: the trunk this run branches from, shared by every budget of one (shape, seed, lr):
+        the identity less what only the cooldown uses (its length, shape and floor, the evaluations)."""
+        identity = self.identity()
+        identity.pop("tokens")
+        for branch_only in ("cooldown", "decay", "min_lr_ratio", "evals"):
+            identity["train"].pop(branch_only)
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        return f"trunk-{self.shape.name}-s{self.seed}-{digest[:8]}"
 
 
 def _short_number(value: float) -> str:
@@ -138,30 +183,59 @@ def _short_number(value: float) -> str:
 # --- the shape rule and the learning-rate rule ---------------------------------------------------
 
 
+def _width_grid(limit: int = 8192):
+    """d_model values the params rule steps through: fine where one step moves N most (N grows as
+    d², so a step of g moves it by about 2g/d): multiples of 4 below 128, 8 below 512, 16 below 2048,
+    then 32, so a step moves N by at most 7% from d = 128 on."""
+    return [*range(8, 128, 4), *range(128, 512, 8), *range(512, 2048, 16), *range(2048, limit + 1, 32)]
+
+
+def depth_for_width(d_model: int, aspect_ratio: int) -> int:
+    """The params rule's one dial: depth follows width, n_layers = round(d_model / aspect_ratio), at
+    least 1 (nanochat derives width from depth the same way). Never decreasing in d_model."""
+    return max(1, round(d_model / aspect_ratio))
+
+
 def shape_for_params(target: int, model: ModelConfig, seq_len: int, vocab_size: int) -> ModelShape:
-    """The shape whose non-embedding parameter count is nearest `target`, preferring d_model/n_layers
-    near `model.aspect_ratio`: one size dial, as nanochat derives width from depth. d_model runs over
-    multiples of 16; heads follow `default_heads`.
-    Score: |ln(N / target)| + 0.05·|ln(aspect / wanted aspect)|, so size accuracy comes first."""
+    """The shape on the one-dial path (d_model, depth_for_width(d_model)) whose non-embedding count is
+    nearest `target` in log terms. N grows with d_model along the path, so a larger target never gets
+    fewer layers or a narrower model: a ladder never jumps in depth the way a free search did
+    (targets 1e4, 3e4, 1e5, 3e5 gave L3-d16, L1-d48, L2-d64, L2-d112). Where the depth steps up N
+    jumps by (L+1)/L at equal width, so a target between the two ends lands up to √2 (L = 1 → 2)
+    away; from L = 5 (about 1e6 at aspect 32) the nearest shape is within 10%. Heads follow
+    `default_heads`; rotary needs an even head size."""
     best, best_score = None, math.inf
-    for n_layers in range(1, 65):
-        for d_model in range(16, 8193, 16):
-            shape = _shape(model, n_layers, d_model, 0, 0, seq_len, vocab_size)
-            if model.positions == "rotary" and shape.head_dim % 2:
-                continue  # rotary rotates channel pairs
-            n = param_counts(shape).non_embedding
-            score = abs(math.log(n / target)) + 0.05 * abs(math.log(d_model / n_layers / model.aspect_ratio))
-            if score < best_score:
-                best, best_score = shape, score
-            if n > 2 * target:
-                break
+    for d_model in _width_grid():
+        shape = _shape(model, depth_for_width(d_model, model.aspect_ratio), d_model, 0, 0, seq_len, vocab_size)
+        if model.positions == "rotary" and shape.head_dim % 2:
+            continue
+        n = param_counts(shape).non_embedding
+        score = abs(math.log(n / target))
+        if score < best_score:
+            best, best_score = shape, score
+        if n > 2 * target:
+            break
     return best
 
 
+# `lr: auto`: lr*(N) = LR_AUTO_COEFFICIENT · N^-LR_AUTO_EXPONENT, N non-embedding, fit to the best
+# learning rate of an lr grid at several sizes on this engine (README, "The learning-rate rule").
+LR_AUTO_COEFFICIENT = 0.05
+LR_AUTO_EXPONENT = 0.2
+
+
 def lr_for_params(non_embedding_params: int) -> float:
-    """Kaplan et al. 2020, App. D.6, eq. D.1: LR(N) ≈ 0.003239 − 0.0001395·ln N, for Adam with warmup
-    and decay; N non-embedding parameters."""
+    """`lr: auto`, the rule measured on this engine (see LR_AUTO_COEFFICIENT)."""
+    return LR_AUTO_COEFFICIENT * non_embedding_params ** -LR_AUTO_EXPONENT
+
+
+def kaplan_lr(non_embedding_params: int) -> float:
+    """`lr: kaplan`: Kaplan et al. 2020, App. D.6, eq. D.1: LR(N) ≈ 0.003239 − 0.0001395·ln N, for Adam
+    with warmup and decay; N non-embedding parameters."""
     return 0.003239 - 0.0001395 * math.log(non_embedding_params)
+
+
+LR_RULE = {"auto": lr_for_params, "kaplan": kaplan_lr}
 
 
 def _shape(model: ModelConfig, n_layers, d_model, n_heads, d_ff, seq_len, vocab_size) -> ModelShape:
@@ -194,24 +268,43 @@ def tokens_for_flops(shape: ModelShape, flops: float, batch_tokens: int) -> int:
     return round(flops / (6 * param_counts(shape).non_embedding) / batch_tokens) * batch_tokens
 
 
+def tokens_for_ratio(shape: ModelShape, tokens_per_param: float, batch_tokens: int) -> int:
+    """r·N tokens, N non-embedding (the N `sweep fit` uses by default), in whole batches: every rung
+    of the ladder sits at the same tokens per parameter, as the OLMo and Marin ladders train."""
+    return round(tokens_per_param * param_counts(shape).non_embedding / batch_tokens) * batch_tokens
+
+
 def budgets(config: SweepConfig, vocab_size: int = 256) -> list[tuple[ModelShape, int]]:
-    """(shape, training tokens) pairs of the grid: sizes × tokens, or sizes × compute budgets."""
+    """(shape, training tokens) pairs of the grid: sizes × tokens, × compute budgets, or × ratios."""
     shapes = model_shapes(config, vocab_size)
+    batch = config.train.batch_tokens
     if config.flops:
-        return [(shape, tokens_for_flops(shape, c, config.train.batch_tokens)) for shape in shapes for c in config.flops]
+        return [(shape, tokens_for_flops(shape, c, batch)) for shape in shapes for c in config.flops]
+    if config.tokens_per_param:
+        return [(shape, tokens_for_ratio(shape, r, batch)) for shape in shapes for r in config.tokens_per_param]
     return list(itertools.product(shapes, config.tokens))
 
 
+def wsd_warmup_steps(train: TrainConfig, tokens: list[int]) -> int:
+    """wsd: every branch of a trunk shares its warmup, `train.warmup` of the steps of the size's
+    smallest budget, so even that budget's cooldown starts after warmup ends."""
+    return int(train.warmup * max(1, round(min(tokens) / train.batch_tokens)))
+
+
 def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) -> list[RunSpec]:
-    """The grid: sizes × (tokens or compute budgets) × learning rates × seeds, small and short runs first."""
+    """The grid: sizes × (tokens, compute budgets or ratios) × learning rates × seeds."""
+    pairs = budgets(config, vocab_size)
     specs = []
-    for shape, tokens in budgets(config, vocab_size):
+    for shape, tokens in pairs:
         lrs = config.train.lr
-        if lrs == "auto":
-            lrs = (lr_for_params(param_counts(shape).non_embedding),)
+        if lrs in LR_RULE:
+            lrs = (LR_RULE[lrs](param_counts(shape).non_embedding),)
+        warmup_steps = 0
+        if config.train.schedule == "wsd":
+            warmup_steps = wsd_warmup_steps(config.train, [t for s, t in pairs if s == shape])
         for lr, seed in itertools.product(lrs, config.seeds):
             train = dataclasses.replace(config.train, lr=lr)
-            specs.append(RunSpec(config.name, shape, tokens, seed, lr, train, config.data, corpus_sha256))
+            specs.append(RunSpec(config.name, shape, tokens, seed, lr, train, config.data, corpus_sha256, warmup_steps))
     return specs
 
 
@@ -238,8 +331,9 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> SweepConfig:
 
 def parse_config(raw: dict) -> SweepConfig:
     problems: list[str] = []
-    if bool(raw.get("tokens")) == bool(raw.get("flops")):  # which keys are given: known before any parsing
-        problems.append("tokens: give exactly one of 'tokens' (training-token budgets) or 'flops' (compute budgets)")
+    if sum(bool(raw.get(key)) for key in ("tokens", "flops", "tokens_per_param")) != 1:  # known before parsing
+        problems.append("tokens: give exactly one of 'tokens' (training-token budgets), 'flops' (compute budgets) "
+                        "or 'tokens_per_param' (ratios r: each size trains r·N tokens)")
     config = _build(SweepConfig, raw, "", problems)
     if problems:
         raise ConfigError(problems)
@@ -339,12 +433,12 @@ def _coerce(value: Any, hint: Any, f: dataclasses.Field, path: str, problems: li
 
 
 def _coerce_lr(value: Any, path: str, problems: list[str]):
-    if value == "auto":
-        return "auto"
+    if value in LR_RULES:
+        return value
     items = value if isinstance(value, list) else [value]
     numbers = [_number(item) for item in items]
     if not items or any(n is None or n <= 0 for n in numbers):
-        problems.append(f"{path}: expected a positive number, a list of them, or 'auto', got {value!r}")
+        problems.append(f"{path}: expected a positive number, a list of them, 'auto' or 'kaplan', got {value!r}")
         return None
     return tuple(float(n) for n in numbers)
 
@@ -421,6 +515,10 @@ def _check_train(train: TrainConfig, path: str, problems: list[str]) -> None:
     need(train.evals >= 0, f"evals: {train.evals} must be non-negative")
     need(train.threads >= 0, f"threads: {train.threads} must be non-negative (0 = all cores)")
     need(train.checkpoint_every >= 0, f"checkpoint_every: {train.checkpoint_every} must be non-negative (0 = none)")
+    need(0 <= train.cooldown <= 1, f"cooldown: {train.cooldown} must be a share of the steps in [0, 1]")
+    if train.schedule == "wsd":
+        need(train.warmup + train.cooldown <= 1,
+             f"warmup: {train.warmup} + cooldown {train.cooldown} exceed the whole run; wsd warms up, then holds, then cools down")
 
 
 def _check_sweep(config: SweepConfig, path: str, problems: list[str]) -> None:
@@ -433,9 +531,13 @@ def _check_sweep(config: SweepConfig, path: str, problems: list[str]) -> None:
         need(tokens >= batch, f"tokens[{i}]: {tokens:g} is less than one batch (train.batch_tokens = {batch})")
     for i, flops in enumerate(config.flops):
         need(flops > 0, f"flops[{i}]: {flops:g} must be positive")
-    if config.flops and all(f > 0 for f in config.flops) and batch % seq_len == 0:
+    for i, ratio in enumerate(config.tokens_per_param):
+        need(ratio > 0, f"tokens_per_param[{i}]: {ratio:g} must be positive")
+    axis = "flops" if config.flops else "tokens_per_param"
+    derived = config.flops or config.tokens_per_param
+    if derived and all(value > 0 for value in derived) and batch % seq_len == 0:
         for shape, tokens in budgets(config):
-            need(tokens >= batch, f"flops: {shape.name} gets {tokens:,} tokens from its smallest budget, less than "
+            need(tokens >= batch, f"{axis}: {shape.name} gets {tokens:,} tokens from its smallest budget, less than "
                                   f"one batch ({batch}); raise the budget or drop the size")
     need(bool(config.seeds), "seeds: give at least one seed")
     need(len(set(config.seeds)) == len(config.seeds), "seeds: repeated seed")
@@ -447,8 +549,9 @@ _CHECKS = {DataConfig: _check_data, ModelConfig: _check_model, TrainConfig: _che
 
 
 def spec_from_dict(record: dict) -> RunSpec:
-    """Inverse of `RunSpec.to_dict`, for specs read back from the store."""
-    train = dict(record["train"])
+    """Inverse of `RunSpec.to_dict`, for specs read back from the store. A spec written before
+    schedules existed was trained with cosine decay."""
+    train = {"schedule": "cosine", **record["train"]}
     return RunSpec(
         sweep=record["sweep"],
         shape=ModelShape(**record["shape"]),
@@ -458,11 +561,12 @@ def spec_from_dict(record: dict) -> RunSpec:
         train=TrainConfig(**train),
         data=DataConfig(**record["data"]),
         corpus_sha256=record.get("corpus_sha256", ""),
+        warmup_steps=record.get("warmup_steps", 0),
     )
 
 
 __all__ = [
     "DataConfig", "SizeConfig", "ModelConfig", "TrainConfig", "SweepConfig", "RunSpec",
-    "load_config", "parse_config", "expand", "model_shapes", "shape_for_params", "lr_for_params",
+    "load_config", "parse_config", "expand", "model_shapes", "shape_for_params", "lr_for_params", "kaplan_lr",
     "spec_from_dict",
 ]

@@ -29,16 +29,17 @@ from sweep import checkpoint
 from sweep.claims import try_claim
 from sweep.config import DataConfig, RunSpec, spec_from_dict
 from sweep.data import Corpus, load_corpus
-from sweep.flops import training_flops
-from sweep.store import FINISHED, Store, spec_columns
+from sweep.flops import flops_per_token, training_flops
+from sweep.store import FINISHED, Store, metrics_through, run_status, spec_columns
 from sweep.train import RunResult, train
+from sweep.wsd import Trunk, spent_flops, trunks
 
 
 class Reporter(Protocol):
-    def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec]) -> None: ...
-    def run_started(self, spec: RunSpec, index: int, count: int) -> None: ...
-    def run_progress(self, spec: RunSpec, row: dict) -> None: ...
-    def run_finished(self, spec: RunSpec, record: dict) -> None: ...
+    def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec], work_flops: float) -> None: ...
+    def run_started(self, task: Task, index: int, count: int) -> None: ...
+    def run_progress(self, task: Task, row: dict) -> None: ...
+    def run_finished(self, task: Task, record: dict) -> None: ...
 
 
 @dataclass
@@ -62,6 +63,36 @@ class Options:
     keep_weights: bool = False  # keep final weights as model.pt in the run's directory
 
 
+@dataclass(frozen=True)
+class Task:
+    """What one worker trains at a time: a whole run, a wsd trunk, or a wsd branch (`wsd.py`)."""
+
+    kind: str  # "run", "trunk" or "branch"
+    spec: RunSpec  # a trunk's is `Trunk.spec_to` its last branch point still needed
+    snapshot_steps: tuple[int, ...] = ()  # a trunk's branch points still to save
+
+    @property
+    def name(self) -> str:
+        return self.spec.trunk_id if self.kind == "trunk" else self.spec.run_id
+
+    @property
+    def start_step(self) -> int:
+        """Where training begins, before any checkpoint: a branch at its branch point."""
+        return self.spec.branch_step if self.kind == "branch" else 0
+
+    @property
+    def flops(self) -> int:
+        """6·N·D of the steps this task trains."""
+        return flops_per_token(self.spec.shape, "6n") * self.spec.train.batch_tokens * (self.spec.steps - self.start_step)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "spec": self.spec.to_dict(), "snapshot_steps": list(self.snapshot_steps)}
+
+    @staticmethod
+    def from_dict(record: dict) -> Task:
+        return Task(record["kind"], spec_from_dict(record["spec"]), tuple(record["snapshot_steps"]))
+
+
 def _finished(status: str, options: Options) -> bool:
     return status in FINISHED and not (options.retry_failed and status == "failed")
 
@@ -80,76 +111,241 @@ def packing(todo: Sized, device: torch.device, workers: int = 0) -> tuple[int, i
     return workers, max(1, cores // workers)
 
 
-def _begin(specs: list[RunSpec], store: Store, options: Options, reporter: Reporter) -> tuple[list[RunSpec], SweepOutcome]:
+# A trunk held by another runner is asked for again after this long (its branches wait for it).
+TAKEN_TRUNK_RETRY_S = 15.0
+
+
+class Plan:
+    """What this invocation still has to train, and what of it can start now. Readiness is read from
+    the store each time, so branch points saved by another runner's trunk count as well."""
+
+    def __init__(self, todo: list[RunSpec], store: Store, options: Options):
+        self.store, self.options = store, options
+        self.todo = todo  # runs and branches not finished when the sweep began
+        self.trunks = {trunk.trunk_id: trunk for trunk in trunks(todo)}
+        self.closed: set[str] = set()  # names finished here or found finished or held by another runner
+        self.finished_elsewhere: list[str] = []  # runs another runner finished while this one waited
+        self.in_flight: set[str] = set()
+        self.retry_at: dict[str, float] = {}  # trunk id -> when to ask for it again
+
+    def _has_start(self, spec: RunSpec) -> bool:
+        """Whether a branch can train now: its branch point is saved, or it has a checkpoint of its own."""
+        return self.store.branch_point(spec).exists() or (self.store.run_dir(spec) / "checkpoint.pt").exists()
+
+    def _open(self, spec: RunSpec) -> bool:
+        """Still to train here: not ended, not in flight, and not finished by another runner meanwhile
+        (then it is closed and counted, and its trunk is not trained again for it)."""
+        if spec.run_id in self.closed or spec.run_id in self.in_flight:
+            return False
+        if _finished(self.store.status(spec)["status"], self.options):
+            self.closed.add(spec.run_id)
+            self.finished_elsewhere.append(spec.run_id)
+            return False
+        return True
+
+    def _trunk_failure(self, trunk_id: str) -> dict | None:
+        """The trunk's status when it ended in a way that no retry in this invocation will change."""
+        status = run_status(self.store.trunk_dir(self.trunks[trunk_id].branches[0]))
+        if trunk_id in self.closed or status["status"] == "diverged" or (
+                status["status"] == "failed" and not self.options.retry_failed):
+            return status
+        return None
+
+    def _waiting(self, trunk: Trunk) -> list[RunSpec]:
+        """The trunk's branches that are still to train and have nothing to start from."""
+        return [b for b in trunk.branches if self._open(b) and not self._has_start(b)]
+
+    def ready(self) -> list[Task]:
+        """Tasks that can start now, the most work first (longest-processing-time-first keeps the last
+        tasks from leaving workers idle): runs, branches whose point is saved, and trunks whose
+        branches wait for a point."""
+        tasks = []
+        for spec in self.todo:
+            if self._open(spec) and (spec.train.schedule != "wsd" or self._has_start(spec)):
+                tasks.append(Task("run" if spec.train.schedule != "wsd" else "branch", spec))
+        now = time.monotonic()
+        for trunk_id, trunk in self.trunks.items():
+            if trunk_id in self.in_flight or self.retry_at.get(trunk_id, 0) > now or self._trunk_failure(trunk_id):
+                continue
+            needed = sorted({branch.branch_step for branch in self._waiting(trunk)})
+            if needed:
+                tasks.append(Task("trunk", trunk.spec_to(needed[-1]), tuple(needed)))
+        return sorted(tasks, key=lambda task: task.flops + self._chain(task), reverse=True)
+
+    def _chain(self, task: Task) -> int:
+        """Work that can only start after `task`: a trunk's longest cooldown."""
+        if task.kind != "trunk":
+            return 0
+        return max(Task("branch", branch).flops for branch in self.trunks[task.spec.trunk_id].branches)
+
+    def stranded(self) -> list[tuple[RunSpec, dict]]:
+        """Branches that can never start here: their trunk ended (diverged, failed, or trained here)
+        without their branch point. Each with the trunk's status."""
+        found = []
+        for trunk_id, trunk in self.trunks.items():
+            if trunk_id in self.in_flight:
+                continue
+            failure = self._trunk_failure(trunk_id)
+            if failure:
+                found += [(branch, failure) for branch in self._waiting(trunk)]
+        return found
+
+    def remaining(self) -> bool:
+        """Whether anything is left to train or in flight, as far as this runner knows: what another
+        runner finished is found (and closed) by `ready`."""
+        return bool(self.in_flight) or any(spec.run_id not in self.closed for spec in self.todo)
+
+    def start(self, task: Task) -> None:
+        self.in_flight.add(task.name)
+
+    def end(self, task: Task, taken: bool) -> None:
+        """`task` ended; a trunk found held by another runner is asked for again later."""
+        self.in_flight.discard(task.name)
+        if task.kind == "trunk" and taken:
+            self.retry_at[task.name] = time.monotonic() + TAKEN_TRUNK_RETRY_S
+        else:
+            self.closed.add(task.name)
+
+    def drop_branch_points(self, spec: RunSpec) -> None:
+        """Delete a trunk's saved states once every branch of it in this sweep is done."""
+        trunk = self.trunks.get(spec.trunk_id)
+        if trunk and all(self.store.status(branch)["status"] == "done" for branch in trunk.branches):
+            for saved in self.store.trunk_dir(spec).glob("*.pt"):
+                saved.unlink(missing_ok=True)
+
+
+def _begin(specs: list[RunSpec], store: Store, options: Options, reporter: Reporter) -> tuple[Plan, SweepOutcome]:
     """Register every spec in the store, list the unfinished ones and announce the sweep."""
     for spec in specs:
         store.register(spec)
     todo = pending(specs, store, options)
-    reporter.sweep_started(specs, todo)
-    return todo, SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
+    reporter.sweep_started(specs, todo, spent_flops(todo)[0])
+    return Plan(todo, store, options), SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
 
 
-def _finish(outcome: SweepOutcome, reporter: Reporter, spec: RunSpec, record: dict) -> None:
-    """Count a run that ended (done, failed or diverged) and show it."""
-    {"done": outcome.done, "failed": outcome.failed, "diverged": outcome.diverged}[record["status"]].append(spec.run_id)
-    reporter.run_finished(spec, record)
+def _finish(outcome: SweepOutcome, plan: Plan, reporter: Reporter, task: Task, record: dict | None) -> None:
+    """Count a task that ended (a run or branch done, failed or diverged; a trunk) and show it."""
+    plan.end(task, taken=record is None)
+    if record is None:
+        if task.kind != "trunk":
+            outcome.taken.append(task.name)
+        return
+    reporter.run_finished(task, record)
+    if task.kind == "trunk":
+        return
+    {"done": outcome.done, "failed": outcome.failed, "diverged": outcome.diverged}[record["status"]].append(task.name)
+    if record["status"] == "done" and task.kind == "branch":
+        plan.drop_branch_points(task.spec)
 
 
-def _train_one(spec: RunSpec, store: Store, corpus: Corpus, device: torch.device, options: Options,
-               started, progress) -> dict | None:
-    """Claim, train (resuming from a checkpoint if there is one) and record one run. None if another
-    runner holds it or finished it meanwhile. KeyboardInterrupt puts it back to pending and propagates;
-    its checkpoint stays for the next attempt."""
-    run_dir = store.run_dir(spec)
-    claim = try_claim(run_dir)
+def _strand(outcome: SweepOutcome, plan: Plan, reporter: Reporter) -> None:
+    """Record every branch whose trunk ended without its branch point, with the trunk's reason."""
+    for branch, trunk_status in plan.stranded():
+        status = "diverged" if trunk_status["status"] == "diverged" else "failed"
+        reason = (f"its trunk {branch.trunk_id} ended ({trunk_status['status']}: {trunk_status.get('reason')}) "
+                  f"before the branch point at step {branch.branch_step}")
+        record = {**spec_columns(branch), "status": status, "reason": reason}
+        plan.store.finish(plan.store.run_dir(branch), record)
+        _finish(outcome, plan, reporter, Task("branch", branch), record)
+
+
+def _resume_state(task: Task, store: Store) -> tuple[dict | None, list[dict]]:
+    """The state `task` starts from and the metrics rows that stay: its checkpoint; for a branch
+    without one, its branch point and the trunk's rows up to it; for a trunk, the latest of its
+    checkpoint and saved branch points before the first point it still has to save."""
+    spec = task.spec
+    directory = store.trunk_dir(spec) if task.kind == "trunk" else store.run_dir(spec)
+    state = checkpoint.load(directory / "checkpoint.pt")
+    if task.kind == "branch" and state is None:
+        state = checkpoint.load(store.branch_point(spec))  # None if unreadable: trains from step 0
+        return state, metrics_through(store.trunk_dir(spec), state["step"]) if state else []
+    if task.kind == "trunk":
+        first_needed = task.snapshot_steps[0]
+        if state is not None and state["step"] > first_needed:
+            state = None
+        saved = [int(path.stem.split("-")[1]) for path in directory.glob("branch-*.pt")]
+        latest = max((step for step in saved if step <= first_needed), default=0)
+        if latest > (state["step"] if state else 0):
+            state = checkpoint.load(directory / f"branch-{latest}.pt") or state
+    return state, metrics_through(directory, state["step"] if state else 0)
+
+
+def _train_task(task: Task, store: Store, corpus: Corpus, device: torch.device, options: Options,
+                started, progress) -> dict | None:
+    """Claim, train (resuming where it can) and record one task. None if another runner holds it or
+    finished it meanwhile. KeyboardInterrupt puts it back to pending and propagates; its checkpoint
+    stays for the next attempt."""
+    spec = task.spec
+    directory = store.trunk_dir(spec) if task.kind == "trunk" else store.run_dir(spec)
+    claim = try_claim(directory)
     if claim is None:
         return None
     with claim:
-        if _finished(store.status(spec)["status"], options):
+        if task.kind != "trunk" and _finished(store.status(spec)["status"], options):
             return None  # finished by another runner after this one listed it
+        if task.kind == "trunk":
+            needed = tuple(step for step in task.snapshot_steps if not (directory / f"branch-{step}.pt").exists())
+            if not needed:
+                return None  # another runner saved them after this one listed them
+            task = Task("trunk", dataclasses.replace(spec, tokens=needed[-1] * spec.train.batch_tokens), needed)
+            spec = task.spec
         started()
-        checkpoint_path = run_dir / "checkpoint.pt"
-        state = checkpoint.load(checkpoint_path)
-        store.set_status(spec, "running", attempt=True)
-        store.start_metrics(spec, keep_through_step=state["step"] if state else 0)
-        weights = (lambda weights: checkpoint.save(run_dir / "model.pt", {"model": weights})) if options.keep_weights else None
+        state, kept = _resume_state(task, store)
+        store.set_status(directory, "running", attempt=True)
+        store.start_metrics(directory, kept)
+        checkpoint_path = directory / "checkpoint.pt"
+        weights = None
+        if options.keep_weights and task.kind != "trunk":
+            weights = lambda weights: checkpoint.save(directory / "model.pt", {"model": weights})  # noqa: E731
         try:
-            result = train(spec, corpus, device, log=lambda row: store.append_metrics(spec, row), progress=progress,
-                           resume=state, save_checkpoint=lambda s: checkpoint.save(checkpoint_path, s),
-                           final_weights=weights)
+            result = train(spec, corpus, device, log=lambda row: store.append_metrics(directory, row),
+                           progress=progress, resume=state,
+                           save_checkpoint=lambda s: checkpoint.save(checkpoint_path, s), final_weights=weights,
+                           snapshot_steps=frozenset(task.snapshot_steps),
+                           save_snapshot=lambda s: checkpoint.save(directory / f"branch-{s['step']}.pt", s))
             record = result_record(spec, result, corpus, device)
+            if task.kind == "trunk":
+                record["trunk_id"] = spec.trunk_id
         except KeyboardInterrupt:
-            store.set_status(spec, "pending", reason="interrupted")
+            store.set_status(directory, "pending", reason="interrupted")
             raise
         except Exception as err:  # noqa: BLE001 - any error in one run is that run's failure
             record = failure_record(spec, err, corpus, device)
-        store.finish(spec, record)
+        store.finish(directory, record)
         checkpoint_path.unlink(missing_ok=True)
         return record
 
 
 def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.device,
               reporter: Reporter, options: Options = Options()) -> SweepOutcome:
-    """Train every unfinished spec in this process, one after another."""
-    todo, outcome = _begin(specs, store, options, reporter)
-    for index, spec in enumerate(todo):
+    """Train every unfinished spec in this process, one task after another."""
+    plan, outcome = _begin(specs, store, options, reporter)
+    index = 0
+    while plan.remaining():
+        _strand(outcome, plan, reporter)
+        ready = plan.ready()
+        if not ready:
+            if plan.remaining():
+                time.sleep(1.0)  # branches wait for a trunk that another runner holds
+            continue
+        task = ready[0]
+        plan.start(task)
         try:
-            record = _train_one(spec, store, corpus, device, options,
-                                lambda s=spec, i=index: reporter.run_started(s, i, len(todo)),
-                                lambda row, s=spec: reporter.run_progress(s, row))
+            record = _train_task(task, store, corpus, device, options,
+                                 lambda t=task, i=index: reporter.run_started(t, i, i + len(plan.ready()) + 1),
+                                 lambda row, t=task: reporter.run_progress(t, row))
         except KeyboardInterrupt:
             outcome.interrupted = True
             break
-        if record is None:
-            outcome.taken.append(spec.run_id)
-            continue
-        _finish(outcome, reporter, spec, record)
+        index += 1
+        _finish(outcome, plan, reporter, task, record)
+    outcome.taken += plan.finished_elsewhere
     return outcome
 
 
 def _next_task(tasks, parent: int):
-    """The next spec dict, or None when the queue says stop or the parent process is gone (killed
-    runners must not leave workers waiting forever; the run in flight was finished and recorded)."""
+    """The next task dict, or None when the queue says stop or the parent process is gone (killed
+    runners must not leave workers waiting forever; the task in flight was finished and recorded)."""
     while True:
         try:
             return tasks.get(timeout=1.0)
@@ -159,62 +355,76 @@ def _next_task(tasks, parent: int):
 
 
 def _worker(store_root: str, data: dict, device_name: str, threads: int, options: Options, tasks, events) -> None:
-    """A worker process: load the corpus once, then train specs from `tasks` until a None."""
+    """A worker process: load the corpus once, then train tasks from `tasks` until a None."""
     parent = os.getppid()
     try:
         torch.set_num_threads(threads)
         corpus = load_corpus(DataConfig(**data))
         device, store = torch.device(device_name), Store(store_root)
-        while (task := _next_task(tasks, parent)) is not None:
-            spec = spec_from_dict(task)
-            record = _train_one(spec, store, corpus, device, options,
-                                lambda run_id=spec.run_id: events.put(("started", run_id, os.getpid())),
-                                lambda row, run_id=spec.run_id: events.put(("progress", run_id, row)))
-            events.put(("taken" if record is None else "finished", spec.run_id, record))
+        while (payload := _next_task(tasks, parent)) is not None:
+            task = Task.from_dict(payload)
+            record = _train_task(task, store, corpus, device, options,
+                                 lambda name=task.name: events.put(("started", name, os.getpid())),
+                                 lambda row, name=task.name: events.put(("progress", name, row)))
+            events.put(("ended", task.name, record))
     except KeyboardInterrupt:
-        pass  # the run in flight was put back to pending by _train_one
+        pass  # the task in flight was put back to pending by _train_task
 
 
 def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch.device, workers: int,
              threads: int, reporter: Reporter, options: Options = Options()) -> SweepOutcome:
-    """Train every unfinished spec on `workers` processes of `threads` threads, largest first
-    (longest-processing-time-first keeps the last runs from leaving workers idle)."""
-    todo, outcome = _begin(specs, store, options, reporter)
-    todo = sorted(todo, key=lambda spec: spec.flops, reverse=True)
-    by_id = {spec.run_id: spec for spec in todo}
+    """Train every unfinished spec on `workers` processes of `threads` threads. The parent hands a
+    task to a worker only when one is idle, so what starts next is always the most work that can
+    start: a branch is handed out as soon as its trunk has saved its branch point."""
+    plan, outcome = _begin(specs, store, options, reporter)
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's thread pools exist
     tasks, events = context.Queue(), context.Queue()
-    for spec in todo:
-        tasks.put(spec.to_dict())
     processes = [context.Process(target=_worker, args=(str(store.root), dataclasses.asdict(data), device.type,
                                                        threads, options, tasks, events), daemon=True)
-                 for _ in range(min(workers, len(todo)))]
-    for _ in processes:
-        tasks.put(None)
+                 for _ in range(min(workers, max(1, len(plan.todo))))]
     for process in processes:
         process.start()
-    in_flight: dict[int, str] = {}  # worker pid -> run id
-    started = 0
+    by_name: dict[str, Task] = {}
+    in_flight: dict[int, str] = {}  # worker pid -> task name
+    idle, started = len(processes), 0
+
+    def dispatch() -> None:
+        nonlocal idle
+        _strand(outcome, plan, reporter)
+        while idle:
+            ready = plan.ready()
+            if not ready:
+                return
+            plan.start(ready[0])
+            by_name[ready[0].name] = ready[0]
+            tasks.put(ready[0].to_dict())
+            idle -= 1
+
     try:
-        while any(p.is_alive() for p in processes) or not events.empty():
+        dispatch()
+        while plan.remaining() and any(p.is_alive() for p in processes):
             try:
-                event = events.get(timeout=0.5)
+                kind, name, payload = events.get(timeout=0.5)
             except queue.Empty:
-                _reap_dead_workers(processes, in_flight, by_id, store, outcome, reporter)
+                idle += _reap_dead_workers(processes, in_flight, by_name, plan, store, outcome, reporter)
+                dispatch()
                 continue
-            kind, run_id, payload = event
             if kind == "started":
-                in_flight[payload] = run_id
-                reporter.run_started(by_id[run_id], started, len(todo))
+                in_flight[payload] = name
+                reporter.run_started(by_name[name], started, started + idle + len(plan.ready()) + 1)
                 started += 1
             elif kind == "progress":
-                reporter.run_progress(by_id[run_id], payload)
-            elif kind == "taken":
-                outcome.taken.append(run_id)
+                reporter.run_progress(by_name[name], payload)
             else:
-                in_flight = {pid: rid for pid, rid in in_flight.items() if rid != run_id}
-                _finish(outcome, reporter, by_id[run_id], payload)
-        _reap_dead_workers(processes, in_flight, by_id, store, outcome, reporter)
+                in_flight = {pid: task for pid, task in in_flight.items() if task != name}
+                _finish(outcome, plan, reporter, by_name[name], payload)
+                idle += 1
+                dispatch()
+        _reap_dead_workers(processes, in_flight, by_name, plan, store, outcome, reporter)
+        for _ in processes:
+            tasks.put(None)
+        for process in processes:
+            process.join(timeout=30)
     except KeyboardInterrupt:
         outcome.interrupted = True
         for process in processes:  # a terminal's Ctrl-C reached them too; SIGTERM to us did not
@@ -222,20 +432,26 @@ def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch
                 os.kill(process.pid, signal.SIGINT)
         for process in processes:
             process.join(timeout=30)
+    outcome.taken += plan.finished_elsewhere
     return outcome
 
 
-def _reap_dead_workers(processes, in_flight, by_id, store, outcome, reporter) -> None:
-    """A worker that died (killed, out of memory) fails the run it was training; the sweep goes on."""
+def _reap_dead_workers(processes, in_flight, by_name, plan, store, outcome, reporter) -> int:
+    """A worker that died (killed, out of memory) fails the task it was training; the sweep goes on
+    with the others. Returns how many workers were freed that way."""
+    freed = 0
     for process in processes:
-        run_id = in_flight.get(process.pid)
-        if run_id is not None and not process.is_alive() and process.exitcode not in (0, None):
-            spec = by_id[run_id]
-            record = {**spec_columns(spec), "status": "failed",
+        name = in_flight.get(process.pid)
+        if name is not None and not process.is_alive() and process.exitcode not in (0, None):
+            task = by_name[name]
+            directory = store.trunk_dir(task.spec) if task.kind == "trunk" else store.run_dir(task.spec)
+            record = {**spec_columns(task.spec), "status": "failed",
                       "reason": f"worker process died with exit code {process.exitcode}"}
-            store.finish(spec, record)
+            store.finish(directory, record)
             del in_flight[process.pid]
-            _finish(outcome, reporter, spec, record)
+            _finish(outcome, plan, reporter, task, record)
+            freed += 1
+    return freed
 
 
 def environment(corpus: Corpus, device: torch.device) -> dict:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sweep.config import RunSpec
+from sweep.executors import Task
 
 def _outcome_text(record: dict) -> str:
     if record["status"] == "done":
@@ -27,21 +28,20 @@ class PlainReporter:
         self.console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", markup=False, highlight=False,
                            soft_wrap=True)
 
-    def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec]) -> None:
+    def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec], work_flops: float) -> None:
         self._line(f"sweep {specs[0].sweep}: {len(specs)} runs, {len(specs) - len(todo)} already finished, "
                    f"{len(todo)} to train")
 
-    def run_started(self, spec: RunSpec, index: int, count: int) -> None:
-        self._line(f"run {index + 1}/{count} {spec.run_id}: start")
+    def run_started(self, task: Task, index: int, count: int) -> None:
+        self._line(f"task {index + 1}/{count} {task.name}: start")
 
-    def run_progress(self, spec: RunSpec, row: dict) -> None:
+    def run_progress(self, task: Task, row: dict) -> None:
         if "val_loss" in row:
-            rate = row["tokens"] / max(row["elapsed_s"], 1e-9)
-            self._line(f"  {spec.run_id}: step {row['step']}/{row['steps']} tokens {row['tokens']:,} "
-                       f"train {row['train_loss']:.4f} val {row['val_loss']:.4f} {rate:,.0f} tokens/s")
+            self._line(f"  {task.name}: step {row['step']}/{row['steps']} tokens {row['tokens']:,} "
+                       f"train {row['train_loss']:.4f} val {row['val_loss']:.4f}")
 
-    def run_finished(self, spec: RunSpec, record: dict) -> None:
-        self._line(f"  {spec.run_id}: {_outcome_text(record)}")
+    def run_finished(self, task: Task, record: dict) -> None:
+        self._line(f"  {task.name}: {_outcome_text(record)}")
 
 
 class RichReporter:
@@ -65,34 +65,34 @@ class RichReporter:
     def __exit__(self, *exc):
         self.progress.stop()
 
-    def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec]) -> None:
+    def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec], work_flops: float) -> None:
         self.console.print(f"sweep [bold]{specs[0].sweep}[/]: {len(specs)} runs, "
                            f"{len(specs) - len(todo)} already finished, {len(todo)} to train")
-        # Progress in FLOPs, so the time left accounts for big runs being slow.
+        # Progress in FLOPs trained (trunks and cooldowns), so the time left accounts for big runs being slow.
         self.todo_count = len(todo)
-        self.sweep_task = self.progress.add_task("sweep", total=sum(s.flops for s in todo) or 1,
-                                                 info=f"runs 0/{len(todo)}")
+        self.sweep_task = self.progress.add_task("sweep", total=work_flops or 1, info=f"runs 0/{len(todo)}")
 
     def _update_sweep(self) -> None:
         self.progress.update(self.sweep_task, completed=self.finished_flops + sum(self.run_done_flops.values()),
                              info=f"runs {self.runs_done}/{self.todo_count}")
 
-    def run_started(self, spec: RunSpec, index: int, count: int) -> None:
-        self.run_tasks[spec.run_id] = self.progress.add_task(spec.run_id, total=spec.tokens, info="")
+    def run_started(self, task: Task, index: int, count: int) -> None:
+        self.run_tasks[task.name] = self.progress.add_task(task.name, total=task.spec.tokens, info="")
 
-    def run_progress(self, spec: RunSpec, row: dict) -> None:
-        rate = row["tokens"] / max(row["elapsed_s"], 1e-9)
-        info = f"{row['tokens']:,}/{spec.tokens:,} tokens  loss {row['train_loss']:.3f}  {rate:,.0f} tok/s"
-        self.progress.update(self.run_tasks[spec.run_id], completed=min(row["tokens"], spec.tokens), info=info)
-        self.run_done_flops[spec.run_id] = spec.flops * min(1.0, row["tokens"] / spec.tokens)
+    def run_progress(self, task: Task, row: dict) -> None:
+        spec = task.spec
+        info = f"{row['tokens']:,}/{spec.tokens:,} tokens  loss {row['train_loss']:.3f}"
+        self.progress.update(self.run_tasks[task.name], completed=min(row["tokens"], spec.tokens), info=info)
+        trained = (row["step"] - task.start_step) / max(1, spec.steps - task.start_step)
+        self.run_done_flops[task.name] = task.flops * min(1.0, max(0.0, trained))
         self._update_sweep()
 
-    def run_finished(self, spec: RunSpec, record: dict) -> None:
-        self.runs_done += 1
-        self.finished_flops += spec.flops
-        self.run_done_flops.pop(spec.run_id, None)
-        task = self.run_tasks.pop(spec.run_id, None)
-        if task is not None:
-            self.progress.remove_task(task)
+    def run_finished(self, task: Task, record: dict) -> None:
+        self.runs_done += task.kind != "trunk"
+        self.finished_flops += task.flops
+        self.run_done_flops.pop(task.name, None)
+        bar = self.run_tasks.pop(task.name, None)
+        if bar is not None:
+            self.progress.remove_task(bar)
         self._update_sweep()
-        self.progress.console.print(f"{spec.run_id}: {_outcome_text(record)}", highlight=False)
+        self.progress.console.print(f"{task.name}: {_outcome_text(record)}", highlight=False)

@@ -45,11 +45,14 @@ def runs_table(runs: pd.DataFrame) -> Table:
     return table
 
 
-def plan_table(plan: pd.DataFrame, processes: int) -> Table:
-    """`sweep run --dry-run`: the expanded grid with its estimated cost, `processes` runs at a time."""
+def plan_table(plan: pd.DataFrame, processes: int, trunk_s: float = 0.0) -> Table:
+    """`sweep run --dry-run`: the expanded grid with its estimated cost, `processes` runs at a time.
+    A wsd run's `est_s` is its cooldown; `trunk_s` is the trunks' time, shared by their branches."""
     todo = plan[plan["status"] != "done"]
-    table = Table(title=f"{len(plan)} runs, {len(todo)} to train, estimated {todo['est_s'].sum() / processes / 60:.1f} min "
-                        f"({processes} at a time)", title_justify="left")
+    total_s = todo["est_s"].sum() + trunk_s
+    trunks = f", trunks {trunk_s / 60:.1f} min of it" if trunk_s else ""
+    table = Table(title=f"{len(plan)} runs, {len(todo)} to train, estimated {total_s / processes / 60:.1f} min "
+                        f"({processes} at a time{trunks})", title_justify="left")
     for name in ("run_id", "shape", "params", "params_total", "tokens", "seed", "lr", "flops", "status", "est"):
         table.add_column(name, justify="left" if name in ("run_id", "shape", "status") else "right")
     for run in plan.itertuples():

@@ -6,6 +6,7 @@ Layout, one directory per run:
                              status.json    {"status", "attempts", "updated_at", "host", "pid", "reason"}
                              metrics.jsonl  one row per logging interval / evaluation
                              result.json    the final record (written once, when the run ends)
+    <store>/<sweep>/trunks/<trunk_id>/      a wsd trunk: trunk.json, status, metrics, branch points
 
 Every JSON file is written to a temporary file and renamed into place, so a reader sees the old
 file or the new one, never half of one. Metrics lines are appended whole and flushed.
@@ -35,8 +36,8 @@ FINISHED = ("done", "failed", "diverged")
 COLUMNS = [
     "run_id", "sweep", "status", "n_layers", "d_model", "n_heads", "d_ff", "params", "params_total",
     "params_embedding", "tokens", "seed", "lr", "flops", "flops_6nd_total", "flops_attn", "flops_matmul",
-    "loss", "bpb", "train_loss", "epochs", "wall_s", "tokens_per_s", "peak_mem_bytes", "device", "dtype",
-    "compiled", "attempts", "reason",
+    "loss", "bpb", "train_loss", "epochs", "steps", "schedule", "trunk_id", "branch_step", "wall_s", "tokens_per_s",
+    "peak_mem_bytes", "device", "dtype", "compiled", "attempts", "reason",
 ]
 
 
@@ -74,34 +75,60 @@ def spec_columns(spec: RunSpec) -> dict:
         "run_id": spec.run_id, "sweep": spec.sweep, "n_layers": spec.shape.n_layers,
         "d_model": spec.shape.d_model, "n_heads": spec.shape.n_heads, "d_ff": spec.shape.d_ff,
         "params": counts.non_embedding, "params_total": counts.total, "params_embedding": counts.embedding,
-        "tokens": spec.tokens, "seed": spec.seed, "lr": spec.lr,
+        "tokens": spec.tokens, "seed": spec.seed, "lr": spec.lr, "steps": spec.steps,
+        **_branch_columns(spec),
         **training_flops(spec.shape, spec.tokens),
     }
 
 
+def _branch_columns(spec: RunSpec) -> dict:
+    """The schedule and, for a wsd branch, its parent trunk and the step it leaves it at."""
+    wsd = spec.train.schedule == "wsd"
+    return {"schedule": spec.train.schedule, "trunk_id": spec.trunk_id if wsd else None,
+            "branch_step": spec.branch_step if wsd else None}
+
+
 class Store:
+    """Where each run and each wsd trunk keeps its files. Methods that write take the directory, so
+    runs and trunks share them."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
     def run_dir(self, spec: RunSpec) -> Path:
         return self.root / spec.sweep / spec.run_id
 
+    def trunk_dir(self, spec: RunSpec) -> Path:
+        """<store>/<sweep>/trunks/<trunk id>/: trunk.json (not spec.json, so listings skip it), status,
+        metrics, claim, checkpoint.pt while it trains and branch-<step>.pt, each branch point's state,
+        until every branch of the trunk is done."""
+        return self.root / spec.sweep / "trunks" / spec.trunk_id
+
+    def branch_point(self, spec: RunSpec) -> Path:
+        """The saved trunk state a wsd branch starts from."""
+        return self.trunk_dir(spec) / f"branch-{spec.branch_step}.pt"
+
     def status(self, spec: RunSpec) -> dict:
         return run_status(self.run_dir(spec))
 
     def register(self, spec: RunSpec) -> None:
-        """Create the run's directory with its spec, unless it exists; never touches a run's results."""
-        run_dir = self.run_dir(spec)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if read_json(run_dir / "spec.json") is None:
-            write_json(run_dir / "spec.json", spec.to_dict())
-        if not (run_dir / "status.json").exists():
-            self.set_status(spec, "pending")
+        """Create the run's directory with its spec, unless it exists; never touches a run's results.
+        A wsd run registers its trunk too."""
+        self._register(self.run_dir(spec), "spec.json", spec)
+        if spec.train.schedule == "wsd":
+            self._register(self.trunk_dir(spec), "trunk.json", spec)
 
-    def set_status(self, spec: RunSpec, status: str, *, attempt: bool = False, reason: str | None = None) -> None:
+    def _register(self, directory: Path, name: str, spec: RunSpec) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        if read_json(directory / name) is None:
+            write_json(directory / name, spec.to_dict())
+        if not (directory / "status.json").exists():
+            self.set_status(directory, "pending")
+
+    def set_status(self, directory: Path, status: str, *, attempt: bool = False, reason: str | None = None) -> None:
         assert status in STATUSES, status
-        previous = self.status(spec)
-        write_json(self.run_dir(spec) / "status.json", {
+        previous = run_status(directory)
+        write_json(directory / "status.json", {
             "status": status,
             "attempts": previous.get("attempts", 0) + (1 if attempt else 0),
             "updated_at": time.time(),
@@ -110,11 +137,11 @@ class Store:
             "reason": reason,
         })
 
-    def start_metrics(self, spec: RunSpec, keep_through_step: int = 0) -> None:
-        """The metrics log of a new attempt: rows up to the checkpoint it resumes from stay; later rows
-        belong to training that is about to be redone, and go."""
-        path = self.run_dir(spec) / "metrics.jsonl"
-        kept = [row for row in read_metrics(self.run_dir(spec)) if row.get("step", 0) <= keep_through_step]
+    def start_metrics(self, directory: Path, kept: list[dict]) -> None:
+        """The metrics log of a new attempt, holding `kept`: the rows up to the state it resumes from
+        (a checkpoint's, or for a branch its trunk's up to the branch point). Later rows belong to
+        training that is about to be redone, and go."""
+        path = directory / "metrics.jsonl"
         if not kept:
             path.unlink(missing_ok=True)
             return
@@ -122,16 +149,21 @@ class Store:
         tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in kept))
         os.replace(tmp, path)
 
-    def append_metrics(self, spec: RunSpec, row: dict) -> None:
+    def append_metrics(self, directory: Path, row: dict) -> None:
         line = json.dumps(row, sort_keys=True) + "\n"
-        with open(self.run_dir(spec) / "metrics.jsonl", "a") as f:
+        with open(directory / "metrics.jsonl", "a") as f:
             f.write(line)
             f.flush()
 
-    def finish(self, spec: RunSpec, record: dict) -> None:
+    def finish(self, directory: Path, record: dict) -> None:
         """Write the final record, then the status that points readers at it."""
-        write_json(self.run_dir(spec) / "result.json", record)
-        self.set_status(spec, record["status"], reason=record.get("reason"))
+        write_json(directory / "result.json", record)
+        self.set_status(directory, record["status"], reason=record.get("reason"))
+
+
+def metrics_through(directory: Path, step: int) -> list[dict]:
+    """The rows of `directory`'s metrics log up to and including `step`."""
+    return [row for row in read_metrics(directory) if row.get("step", 0) <= step]
 
 
 def _status_and_result(run_dir: Path) -> tuple[dict, dict | None]:

@@ -1,8 +1,10 @@
 """Train one run: `train(spec, corpus, device, log) -> RunResult`. One readable loop (nanoGPT train.py).
 
-AdamW, linear warmup then cosine decay over the run's own token budget (Hoffmann et al. 2022: a
-cosine longer than the run overestimates the loss of short runs), gradient clipping, weight decay on
-matrices only, bf16 autocast where chosen. On CPU a given seed and thread count give the same numbers.
+AdamW, linear warmup, then either cosine decay over the run's own token budget (Hoffmann et al. 2022:
+a cosine longer than the run overestimates the loss of short runs) or warmup-stable-decay, whose
+constant phase lets every budget of a size branch from one trunk (Hägele et al. 2024); gradient
+clipping, weight decay on matrices only, bf16 autocast where chosen. On CPU a given seed and thread
+count give the same numbers.
 """
 
 from __future__ import annotations
@@ -107,14 +109,38 @@ def step_module(model: GPT, setting: bool | str, device: torch.device) -> tuple[
 
 
 def lr_at(step: int, steps: int, peak_lr: float, warmup: float, min_lr_ratio: float) -> float:
-    """Learning rate for `step` (0-based) of `steps`: linear warmup over the first `warmup` share of
-    steps, then cosine decay to `min_lr_ratio × peak_lr` at the last step."""
+    """Cosine schedule: the learning rate for `step` (0-based) of `steps`: linear warmup over the first
+    `warmup` share of steps, then cosine decay to `min_lr_ratio × peak_lr` at the last step."""
     warmup_steps = int(warmup * steps)
     if step < warmup_steps:
         return peak_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, steps - 1 - warmup_steps)
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return peak_lr * (min_lr_ratio + (1 - min_lr_ratio) * cosine)
+
+
+def wsd_lr_at(step: int, steps: int, peak_lr: float, warmup_steps: int, branch_step: int, min_lr_ratio: float,
+              decay: str) -> float:
+    """Warmup-stable-decay (Hägele et al. 2024, arXiv 2405.18392): linear warmup over `warmup_steps`,
+    the peak held until `branch_step`, then a decay to `min_lr_ratio × peak_lr` at the last step,
+    linear or 1 − √progress (their best cooldown shape). Up to `branch_step` the rate does not depend
+    on `steps`, which is what lets budgets of one size share a trunk."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    if step < branch_step:
+        return peak_lr
+    progress = min(1.0, (step - branch_step) / max(1, steps - 1 - branch_step))
+    remaining = 1 - (math.sqrt(progress) if decay == "sqrt" else progress)
+    return peak_lr * (min_lr_ratio + (1 - min_lr_ratio) * remaining)
+
+
+def schedule_lr(spec: RunSpec, step: int) -> float:
+    """The learning rate `spec`'s schedule gives `step`."""
+    train = spec.train
+    if train.schedule == "wsd":
+        return wsd_lr_at(step, spec.steps, spec.lr, spec.warmup_steps, spec.branch_step, train.min_lr_ratio,
+                         train.decay)
+    return lr_at(step, spec.steps, spec.lr, train.warmup, train.min_lr_ratio)
 
 
 def eval_steps(steps: int, evals: int) -> set[int]:
@@ -204,13 +230,16 @@ class PeakMemory:
 def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda row: None,
           progress: Log = lambda row: None, resume: dict | None = None,
           save_checkpoint: Callable[[dict], None] | None = None,
-          final_weights: Callable[[dict], None] | None = None) -> RunResult:
+          final_weights: Callable[[dict], None] | None = None,
+          snapshot_steps: frozenset[int] = frozenset(),
+          save_snapshot: Callable[[dict], None] | None = None) -> RunResult:
     """Train `spec` on `corpus`. `log` gets one metrics row per logging interval and evaluation
     (step, tokens, flops, train_loss, val_loss, lr, elapsed_s); `progress` gets the same rows, for display.
     `resume` is a state `save_checkpoint` was given: training continues from its step, and on CPU the
     rest of the curve is the one an uninterrupted run draws. Checkpoints are taken at logging
     boundaries, at most every `spec.train.checkpoint_every` seconds. `final_weights` gets the
-    model's state dict at the end."""
+    model's state dict at the end. At each of `snapshot_steps` `save_snapshot` gets the exact state
+    there, as `save_checkpoint` would (a wsd trunk's branch points)."""
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
     configure_device(device)
@@ -225,9 +254,9 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     val_x, val_y = validation_set(corpus.val, spec.shape.seq_len, spec.data.val_tokens)
 
     batch_size = spec.train.batch_tokens // spec.shape.seq_len
-    steps = max(1, round(spec.tokens / spec.train.batch_tokens))
+    steps = spec.steps
     flops_per_step = flops_per_token(spec.shape, "6n") * spec.train.batch_tokens
-    evaluate_after = eval_steps(steps, spec.train.evals)
+    evaluate_after = eval_steps(steps, spec.train.evals) | snapshot_steps  # a branch starts with its point's loss
     log_every = max(1, steps // 100)
     loss_sum, loss_count, first_loss, train_loss, val_loss = torch.zeros((), device=device), 0, None, None, None
     start_step, elapsed_before, strikes = 0, 0.0, 0
@@ -242,14 +271,14 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     last_save = time.perf_counter()
 
     for step in range(start_step, steps):
-        lr = lr_at(step, steps, spec.lr, spec.train.warmup, spec.train.min_lr_ratio)
+        lr = schedule_lr(spec, step)
         x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device)
         loss_sum += forward_backward(step_model, x, y, device, dtype)
         optimizer_step(model, optimizer, lr, spec.train.grad_clip)
         loss_count += 1
 
         done = step + 1
-        if done % log_every and done not in evaluate_after:
+        if done % log_every and done not in evaluate_after and done not in snapshot_steps:
             continue
         train_loss = loss_sum.item() / loss_count  # the only host sync: once per logging interval
         loss_sum, loss_count = torch.zeros((), device=device), 0
@@ -268,13 +297,17 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
         progress({**row, "steps": steps})
         if reason:
             return _result("diverged", spec, done, None, train_loss, started, memory, dtype, compiled, reason)
+        state = lambda: {"step": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),  # noqa: E731
+                         "generator": generator.get_state(), "first_loss": first_loss, "train_loss": train_loss,
+                         "val_loss": val_loss, "strikes": strikes, "elapsed_s": time.perf_counter() - started}
+        if save_snapshot and done in snapshot_steps:
+            save_snapshot(state())
         every = spec.train.checkpoint_every
         if save_checkpoint and every and done < steps and time.perf_counter() - last_save >= every:
-            save_checkpoint({"step": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "generator": generator.get_state(), "first_loss": first_loss,
-                             "train_loss": train_loss, "val_loss": val_loss, "strikes": strikes,
-                             "elapsed_s": time.perf_counter() - started})
+            save_checkpoint(state())
             last_save = time.perf_counter()
+    if start_step >= steps:  # resumed at its very end (a branch with no cooldown steps): measure it here
+        val_loss = evaluate(model, val_x, val_y, batch_size, device, dtype)
     if final_weights:
         final_weights(model.state_dict())
     return _result("done", spec, steps, val_loss, train_loss, started, memory, dtype, compiled)

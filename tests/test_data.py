@@ -91,3 +91,13 @@ def test_validation_set_is_fixed_and_bounded():
     assert x.shape == (20, 16) and torch.equal(y, x + 1)
     x_all, _ = validation_set(val, 16, 10**9)
     assert x_all.shape == (62, 16)  # (1000 - 1) // 16 whole windows
+
+
+def test_validation_windows_cover_the_whole_split_without_overlap():
+    """Documents are laid out in path order, so windows from the start alone can all come from one kind
+    of document; spread over the split they measure all of it."""
+    val = torch.arange(10_000, dtype=torch.int32)  # each token is its own position
+    x, y = validation_set(val, 16, 320)
+    starts = x[:, 0]
+    assert len(starts) == 20 and starts[0] == 0 and starts[-1] > 9_000
+    assert (starts.diff() >= 16).all() and torch.equal(y, x + 1)

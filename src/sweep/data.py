@@ -146,8 +146,12 @@ def get_batch(tokens: torch.Tensor, batch_size: int, seq_len: int, generator: to
 
 
 def validation_set(val: torch.Tensor, seq_len: int, max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed held-out set every evaluation reads: consecutive non-overlapping windows from the
-    start of the validation split, up to `max_tokens` targets. x and y are (n_windows, T)."""
+    """The fixed held-out set every evaluation reads: up to `max_tokens` targets in non-overlapping
+    windows spread evenly over the whole validation split, so that every kind of document in it is
+    measured, not only the first few (in path order, those can all be of one kind). x and y are
+    (n_windows, T)."""
     windows = max(1, min(max_tokens // seq_len, (len(val) - 1) // seq_len))
-    span = windows * seq_len
-    return val[:span].long().view(windows, seq_len), val[1:span + 1].long().view(windows, seq_len)
+    stride = (len(val) - 1 - seq_len) // max(1, windows - 1) if windows > 1 else 0  # >= seq_len
+    starts = torch.arange(windows) * stride
+    spans = val[starts[:, None] + torch.arange(seq_len + 1)].long()  # (n_windows, T+1)
+    return spans[:, :-1].contiguous(), spans[:, 1:].contiguous()

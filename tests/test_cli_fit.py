@@ -77,3 +77,39 @@ def test_predict_needs_a_budget(tmp_path):
     assert result.exit_code == 2 and "no such laws file" in result.output
     result = runner.invoke(app, ["predict", str(tmp_path / "o" / "laws.json"), "--flops", "-5"])
     assert result.exit_code == 2
+
+
+def test_form_flag_sets_the_law_that_predict_uses(tmp_path):
+    table = law_table(tmp_path / "runs.csv", noise=0.005)
+    out = tmp_path / "laws"
+    result = runner.invoke(app, ["fit", str(table), "--json", "--bootstrap", "10", "--form", "chinchilla_e0",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    laws = json.loads(result.output)
+    assert laws["law"]["form"] == "chinchilla_e0" and laws["law"]["chosen_by"] == "--form"
+    assert laws["chinchilla_e0"]["E"] == 0.0 and laws["rollout"] is None
+    answer = json.loads(runner.invoke(app, ["predict", str(out / "laws.json"), "--params", "1e8", "--tokens", "1e10",
+                                            "--json"]).output)
+    expected = laws["chinchilla_e0"]["A"] / 1e8 ** laws["chinchilla_e0"]["alpha"]
+    expected += laws["chinchilla_e0"]["B"] / 1e10 ** laws["chinchilla_e0"]["beta"]
+    assert answer["form"] == "chinchilla_e0" and answer["loss"]["value"] == pytest.approx(expected)
+    low, high = answer["loss"]["interval"]
+    assert low < answer["loss"]["value"] < high
+
+
+def test_rollout_table_and_a_missing_interval_shown_with_its_reason(tmp_path):
+    table = law_table(tmp_path / "runs.csv", noise=0.01)
+    result = runner.invoke(app, ["fit", str(table), "--bootstrap", "0", "--rollout"])
+    assert result.exit_code == 0, result.output
+    assert "rollout check: each compute level predicted" in result.output
+    assert "predictions use chinchilla, chosen by the lowest rollout error" in result.output
+    assert "no interval (-): the bootstrap is off (--bootstrap 0)" in result.output
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--form", "hoffmann"], "'hoffmann' is not one of"),
+    (["--min-steps", "100"], "--min-steps 100 needs a 'steps' column"),
+])
+def test_bad_fit_options_exit_2(tmp_path, arguments, message):
+    result = runner.invoke(app, ["fit", str(law_table(tmp_path / "runs.csv")), "--bootstrap", "0", *arguments])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

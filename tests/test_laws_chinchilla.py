@@ -1,15 +1,16 @@
 """The Chinchilla fit (Besiroglu et al. 2024's replication of Hoffmann et al. 2022 App. D.2) recovers
-known laws, its gradients are right, and the bootstrap intervals cover the truth."""
+known laws, with E or with E = 0, its gradients are right, and the bootstrap intervals cover the truth."""
 
 import numpy as np
 import pytest
 from scipy.optimize import check_grad
 
 from sweep.errors import InputError
-from sweep.laws.bootstrap import bootstrap, chinchilla_refit, interval
+from sweep.laws.bootstrap import interval, parametric_bootstrap
 from sweep.laws.chinchilla import chinchilla_objective, fit_chinchilla, hoffmann_grid
 from sweep.laws.forms import ChinchillaParams, allocation_of, predict_loss
 from sweep.laws.huber import huber
+from sweep.laws.joint import FORMS
 
 TRUTH = ChinchillaParams(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)  # Besiroglu et al.
 
@@ -50,21 +51,29 @@ def test_noiseless_grid_recovers_the_law_within_one_percent():
     assert fit.n_points == 36
 
 
+def test_noiseless_grid_without_e_recovers_a_pure_sum_of_power_laws():
+    params, tokens = grid_points()
+    truth = ChinchillaParams(E=0.0, A=TRUTH.A, B=TRUTH.B, alpha=TRUTH.alpha, beta=TRUTH.beta)
+    fit = fit_chinchilla(params, tokens, predict_loss(params, tokens, truth), irreducible=False)
+    assert fit.params.E == 0.0
+    for name in ("A", "B", "alpha", "beta"):
+        assert getattr(fit.params, name) == pytest.approx(getattr(truth, name), rel=0.01), name
+
+
 def test_noisy_fit_intervals_cover_the_truth():
     rng = np.random.default_rng(7)
     params, tokens = grid_points(7, 7)
     loss = predict_loss(params, tokens, TRUTH) * np.exp(0.01 * rng.standard_normal(len(params)))
     fit = fit_chinchilla(params, tokens, loss)
-    samples = bootstrap(chinchilla_refit(params, tokens, loss, fit), len(params), n_samples=40, seed=0)
-    for name, values in samples.items():
-        low, high = interval(values)
+    samples = parametric_bootstrap(FORMS["chinchilla"], params, tokens, loss, fit, n_samples=40, seed=0)
+    assert len(samples.laws) == 40 and samples.residual_dof == 49 - 5
+    assert samples.noise_scale == pytest.approx(0.01, rel=0.3)  # the 1% scatter the data were drawn with
+    for name in ("E", "A", "B", "alpha", "beta"):
+        low, high = interval(np.array([getattr(law, name) for law in samples.laws]))
         assert low < getattr(TRUTH, name) < high, (name, low, high)
         assert low < getattr(fit.params, name) < high
-    truth_a = allocation_of(TRUTH).a
-    sampled = [ChinchillaParams(**{name: values[index] for name, values in samples.items()}) for index in range(40)]
-    sampled_a = [allocation_of(params).a for params in sampled]
-    low, high = interval(np.array(sampled_a))
-    assert low < truth_a < high
+    low, high = interval(np.array([allocation_of(law).a for law in samples.laws]))
+    assert low < allocation_of(TRUTH).a < high
     assert high - low < 0.1  # 1% noise on 49 points pins a down
 
 
@@ -72,9 +81,8 @@ def test_bootstrap_is_repeatable_with_a_seed():
     params, tokens = grid_points(4, 4)
     loss = predict_loss(params, tokens, TRUTH) * np.exp(0.01 * np.sin(np.arange(16.0)))
     fit = fit_chinchilla(params, tokens, loss)
-    first = bootstrap(chinchilla_refit(params, tokens, loss, fit), 16, n_samples=3, seed=1)
-    second = bootstrap(chinchilla_refit(params, tokens, loss, fit), 16, n_samples=3, seed=1)
-    np.testing.assert_array_equal(first["alpha"], second["alpha"])
+    first, second = (parametric_bootstrap(FORMS["chinchilla"], params, tokens, loss, fit, 3, seed=1) for _ in range(2))
+    assert first == second
 
 
 def test_too_few_points_names_how_many_are_needed():

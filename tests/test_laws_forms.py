@@ -11,6 +11,8 @@ from sweep.laws.forms import (
     PowerLaw,
     allocate,
     allocation_of,
+    kaplan_allocate,
+    kaplan_allocation_of,
     kaplan_loss,
     power_law,
     predict_cost,
@@ -51,6 +53,27 @@ def test_allocate_spends_the_budget_and_minimises_loss_on_the_isoflop_line(law, 
     assert np.exp(numeric.x) == pytest.approx(params_opt, rel=1e-4)
 
 
+KAPLAN = KaplanParams(N_c=8.8e13, D_c=5.4e13, alpha_N=0.076, alpha_D=0.095)  # Kaplan et al. 2020, eq. 1.5
+
+
+@pytest.mark.parametrize("flops", [1e15, 1e20, 1e25])
+def test_kaplan_allocation_in_closed_form_minimises_loss_on_the_isoflop_line(flops):
+    params_opt, tokens_opt = kaplan_allocate(flops, KAPLAN)
+    assert 6 * params_opt * tokens_opt == pytest.approx(flops, rel=1e-10)
+    numeric = minimize_scalar(
+        lambda log_params: np.log(kaplan_loss(np.exp(log_params), flops / (6 * np.exp(log_params)), KAPLAN)),
+        bounds=(np.log(1e0), np.log(1e18)),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    assert np.exp(numeric.x) == pytest.approx(params_opt, rel=1e-4)
+    allocation = kaplan_allocation_of(KAPLAN)
+    assert allocation.a == pytest.approx(0.095 / (0.076 + 0.095))  # N_opt ∝ C^(α_D / (α_N + α_D))
+    assert allocation.a + allocation.b == pytest.approx(1.0)
+    no_optimum = kaplan_allocate(flops, KaplanParams(N_c=8.8e13, D_c=5.4e13, alpha_N=0.0, alpha_D=0.095))
+    assert np.isnan(no_optimum).all()
+
+
 def test_besiroglu_refit_allocates_chinchilla_sizes():
     # Chinchilla itself: 70B parameters, 1.4T tokens, ~5.76e23 FLOPs, ~20 tokens per parameter.
     # Besiroglu et al.'s refit reproduces that; Hoffmann's printed parameters give ~90 tokens per
@@ -70,4 +93,6 @@ def test_power_law_kaplan_and_cost_forms():
     assert kaplan_loss(1e9, 1e10, kaplan) == pytest.approx(expected)
     # With D -> infinity eq. 1.5 reduces to L(N) = (N_c / N)^alpha_N (Kaplan eq. 1.1).
     assert kaplan_loss(1e9, 1e40, kaplan) == pytest.approx((8.8e13 / 1e9) ** 0.076, rel=1e-6)
+    # A fit stopped at the bound alpha_D = 0 is the constant law L = 1, not a ZeroDivisionError.
+    assert kaplan_loss(1e9, 1e10, KaplanParams(N_c=8.8e13, D_c=5.4e13, alpha_N=0.0, alpha_D=0.0)) == 1.0
     assert predict_cost(1e12, CostLaw(C0=6.0, n=1.0)) == pytest.approx(6e12)

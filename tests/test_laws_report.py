@@ -2,6 +2,7 @@
 the predictions `sweep predict` makes from it."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from sweep.laws import (
     prepare_table,
     save_laws,
 )
+from sweep.laws.bootstrap import why_no_interval
+from sweep.laws.forms import kaplan_allocate, kaplan_loss
+from sweep.laws.report import LawChoice
 
 TRUTH = ChinchillaParams(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)  # Besiroglu et al.
 
@@ -124,16 +128,20 @@ def test_laws_json_round_trip_and_predictions(report, tmp_path):
     assert len(laws.samples) == 20
     assert laws.params_convention == "non_embedding" and laws.flops_source == "flops"
 
+    assert laws.form == "chinchilla"  # the true form extrapolates best in the rollout check
     prediction = predict_compute_optimal(laws, 1e21)
     params_opt, tokens_opt = allocate(1e21, report.chinchilla.params)
     assert prediction.params.value == pytest.approx(params_opt)
     assert 6 * prediction.params.value * prediction.tokens.value == pytest.approx(1e21)
     for estimate in (prediction.params, prediction.tokens, prediction.tokens_per_param, prediction.loss):
-        assert estimate.low <= estimate.value <= estimate.high
+        assert estimate.ci[0] <= estimate.value <= estimate.ci[1]
+    assert prediction.loss.interval[0] <= prediction.loss.value <= prediction.loss.interval[1]
     assert prediction.loss.value == pytest.approx(predict_loss(params_opt, tokens_opt, TRUTH), rel=0.01)
 
     at_size = predict_loss_at(laws, params=1e9, tokens=2e10)
-    assert at_size.loss.low <= at_size.loss.value <= at_size.loss.high
+    low, high = at_size.loss.interval
+    assert low <= at_size.loss.value <= high
+    assert low < at_size.loss.ci[0] and at_size.loss.ci[1] < high  # a run's loss scatters beyond the law's spread
     assert at_size.loss.value == pytest.approx(predict_loss(1e9, 2e10, TRUTH), rel=0.01)
     json.dumps(prediction.to_json(), allow_nan=False)
     with pytest.raises(InputError, match="flops must be a positive number"):
@@ -156,11 +164,71 @@ def test_load_laws_rejects_what_it_cannot_read(tmp_path):
 
 def test_a_law_without_an_optimum_says_so():
     flat_in_params = Laws(
-        chinchilla=ChinchillaParams(E=1.8, A=400.0, B=2000.0, alpha=0.0, beta=0.36),
+        form="chinchilla",
+        law=ChinchillaParams(E=1.8, A=400.0, B=2000.0, alpha=0.0, beta=0.36),
         samples=(),
+        noise=(),
         params_convention="non_embedding",
         flops_source="flops",
     )
     with pytest.raises(InputError, match=r"alpha = 0, beta = 0\.36.*no compute-optimal allocation"):
         predict_compute_optimal(flat_in_params, 1e20)
     assert predict_loss_at(flat_in_params, 1e9, 1e10).loss.value == pytest.approx(1.8 + 400 + 2000 / 1e10**0.36)
+
+
+def test_no_residual_degrees_of_freedom_gives_no_interval_and_says_why():
+    """5 points for the 5-parameter law (and 3 per power law): nothing is left to measure the scatter
+    with, so there is no interval, rather than a zero-width one."""
+    rng = np.random.default_rng(1)
+    sizes_tokens = [(1e6, 1e8), (3e6, 1e8), (1e7, 1e8), (1e6, 1e9), (1e7, 1e9), (3e7, 1e9)]
+    rows = [
+        {"params": n, "tokens": d, "loss": float(predict_loss(n, d, TRUTH)) * np.exp(0.01 * rng.standard_normal())}
+        for n, d in sizes_tokens
+    ]
+    result = fit_report(prepare_table(pd.DataFrame(rows)), bootstrap=20, holdout=1, form="chinchilla").to_json()
+    assert result["chinchilla"]["ci"] is None
+    assert "5 points for the 5-parameter law chinchilla leave no residual degrees of freedom" in result["law"]["why"]
+    (point,) = result["holdout"]
+    assert point["interval"] is None and point["ci"] is None and point["why"] == result["law"]["why"]
+    loss = result["predictions"][0]["loss"]
+    assert loss["interval"] is None and loss["ci"] is None and "no residual degrees of freedom" in loss["why"]
+    assert result["power_laws"]["params"]["ci"] is None
+    assert "3 points for the 3-parameter law L(params)" in result["skipped"]["power_laws.params.ci"]
+
+
+def test_refits_that_all_agree_or_are_too_few_give_no_interval():
+    assert "every bootstrap refit gives the same value" in why_no_interval(np.full(20, 2.548))
+    assert "only 3 of 20 bootstrap refits are usable" in why_no_interval(np.r_[np.full(17, np.nan), 1.0, 2.0, 3.0])
+    assert why_no_interval(np.linspace(2.5, 2.6, 20)) is None
+
+
+def test_a_chosen_form_is_used_for_every_prediction_and_survives_laws_json(tmp_path):
+    report = fit_report(prepare_table(isoflop_store()), bootstrap=12, holdout=1, form="kaplan")
+    assert report.choice == LawChoice(
+        form="kaplan", chosen_by="--form", noise_scale=report.choice.noise_scale, residual_dof=34 - 4, n_bootstrap=12
+    )
+    assert report.rollout is None and "rollout" not in report.skipped  # not asked for
+    kaplan = report.joint["kaplan"].params
+    (point,) = report.holdout
+    assert point.predicted_loss == pytest.approx(kaplan_loss(point.params, point.tokens, kaplan))
+    laws = load_laws(save_laws(report, tmp_path / "laws.json"))
+    assert laws == report.laws and laws.form == "kaplan" and len(laws.noise) == len(laws.samples) == 12
+    params_opt, tokens_opt = kaplan_allocate(1e21, kaplan)
+    assert predict_compute_optimal(laws, 1e21).params.value == pytest.approx(params_opt)
+    assert predict_loss_at(laws, 1e9, 2e10).loss.value == pytest.approx(kaplan_loss(1e9, 2e10, kaplan))
+    assert set(report.to_json()["kaplan"]["ci"]) == {"N_c", "D_c", "alpha_N", "alpha_D", "a", "b", "G"}
+
+
+def test_laws_json_format_1_still_predicts_with_the_parameter_interval(report, tmp_path):
+    samples = report.chinchilla_samples
+    old = {
+        "format": "sweep-laws/1",
+        "chinchilla": asdict(report.chinchilla.params),
+        "conventions": {"params": "non_embedding", "flops": "flops"},
+        "bootstrap_samples": {"chinchilla": {name: [getattr(s, name) for s in samples] for name in "E A B alpha beta".split()}},
+    }
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    laws = load_laws(tmp_path / "old.json")
+    assert laws.form == "chinchilla" and laws.samples == samples and laws.noise == ()
+    loss = predict_loss_at(laws, 1e9, 2e10).loss
+    assert loss.ci is not None and loss.interval is None and "sweep-laws/1" in loss.why

@@ -157,3 +157,43 @@ def test_parquet_reads_or_says_what_is_missing(tmp_path):
             read_table(path)
     else:
         pd.testing.assert_frame_equal(read_table(path), frame)
+
+
+def test_a_best_lr_at_the_grid_edge_is_warned_about_per_size():
+    runs = store_frame()
+    # At N = 1e7 the larger lr wins at both token counts: its best lr may lie above the grid.
+    runs.loc[runs.params == 1e7, "loss"] -= np.where(runs.loc[runs.params == 1e7, "lr"] == 3e-3, 0.2, 0.0)
+    runs = pd.concat([runs, runs[runs.lr == 1e-3].assign(lr=2e-3, loss=lambda rows: rows.loss + 0.01)])
+    table = prepare_table(runs)
+    points = table.points.set_index(["params", "tokens"])
+    assert points.lr[(1e6, 1e8)] == 1e-3 and points.lr[(1e7, 1e8)] == 3e-3
+    assert points.n_lrs.tolist() == [3, 3, 3, 3]
+    assert len(table.warnings) == 2
+    small, large = sorted(table.warnings, key=lambda warning: "1e+07" in warning)
+    assert "N = 1e+06, D = 1e+08, 1e+09 the best lr is the smallest of the 3 tried" in small
+    assert "N = 1e+07, D = 1e+08, 1e+09 the best lr is the largest of the 3 tried" in large
+    assert "extend the lr grid above 0.003" in large
+
+
+def test_short_runs_are_named_and_left_out_with_min_steps():
+    runs = store_frame()
+    runs["steps"] = np.where(runs.tokens == 1e8, 500.0, 5000.0)
+    runs.loc[runs.status != "done", "steps"] = np.nan
+    table = prepare_table(runs.assign(lr=1e-3))  # one lr: no lr warning
+    assert table.warnings == (
+        "2 of 4 points trained fewer than 1000 optimizer steps (sweep.design.MIN_STEPS), so their loss may still be "
+        "limited by optimisation and sit above the law: D = 1e+08 (500 steps) at N = 1e+06, 1e+07; give them more "
+        "steps (smaller batches or more tokens), or leave them out with --min-steps 1000",
+    )
+    kept = prepare_table(runs.assign(lr=1e-3), min_steps=1000)
+    assert kept.points.tokens.tolist() == [1e9, 1e9] and kept.warnings == ()
+    short = [excluded for excluded in kept.excluded if "steps" in excluded.reason]
+    assert len(short) == 8 and short[0].reason == "500 optimizer steps, fewer than --min-steps 1000"
+
+
+def test_min_steps_needs_a_steps_column():
+    with pytest.raises(InputError, match="--min-steps 100 needs a 'steps' column"):
+        prepare_table(store_frame(), min_steps=100)
+    runs = store_frame().assign(steps=10.0)
+    with pytest.raises(InputError, match="every finished run trained fewer than --min-steps 100 steps"):
+        prepare_table(runs, min_steps=100)

@@ -83,6 +83,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
 
     from sweep.config import expand
     from sweep.data import load_corpus
+    from sweep.design import MIN_STEPS
     from sweep.executors import packing, pending, run_local, run_pool
     from sweep.progress import PlainReporter, RichReporter
     from sweep.report import plan_table
@@ -102,6 +103,11 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
     store = Store(store_path)
 
     todo = pending(specs, store, options) if store_path.is_dir() else specs
+    short = sorted({spec.steps for spec in specs if spec.steps < MIN_STEPS})
+    if short:
+        console.print(f"note: {sum(spec.steps < MIN_STEPS for spec in specs)} runs train fewer than {MIN_STEPS} "
+                      f"optimizer steps ({', '.join(map(str, short))}); their loss may still be limited by "
+                      "optimisation, and sweep fit flags them (README, Designing a sweep)", highlight=False)
     processes, threads = packing(todo, device, workers)
     threads = sweep_config.train.threads or threads
     torch.set_num_threads(threads)
@@ -235,6 +241,13 @@ class Aggregate(str, Enum):
     min = "min"
 
 
+class LawForm(str, Enum):
+    auto = "auto"
+    chinchilla = "chinchilla"
+    chinchilla_e0 = "chinchilla_e0"
+    kaplan = "kaplan"
+
+
 @app.command()
 @_guarded
 def fit(
@@ -249,10 +262,17 @@ def fit(
     bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap refits for the 95% intervals (0 = none)."),
     holdout: int = typer.Option(0, "--holdout", min=0, help="Fit without the K highest-compute points and predict them."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    form: LawForm = typer.Option(LawForm.auto, "--form",
+                                 help="The L(N, D) to predict with (auto: the lowest rollout error)."),
+    rollout: bool = typer.Option(False, "--rollout",
+                                 help="Show every rollout prediction: each compute level from the levels below it."),
+    min_steps: int = typer.Option(0, "--min-steps", min=0,
+                                  help="Leave out runs with fewer optimizer steps (0 = keep all, and warn below "
+                                       "sweep.design.MIN_STEPS)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document to stdout instead of tables."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write laws.json and PNG plots into this directory."),
 ):
-    """Fit scaling laws to a run store or a table, with bootstrap intervals."""
+    """Fit scaling laws to a run store or a table: 95% intervals, a rollout check, the best-extrapolating L(N, D)."""
     from sweep.laws import FLOPS_COLUMNS, fit_report, prepare_table, read_table, save_laws
     from sweep.report import fit_tables
     from sweep.store import load_runs
@@ -261,8 +281,9 @@ def fit(
         raise SweepError(f"--out: {out} exists and is not a directory")
     runs = load_runs(source) if source.is_dir() else read_table(source)
     table = prepare_table(runs, sweep=sweep, params_convention=params_convention.value,
-                          flops_column=FLOPS_COLUMNS[flops_convention.value], aggregate=aggregate.value)
-    report = fit_report(table, bootstrap=bootstrap, seed=seed, holdout=holdout)
+                          flops_column=FLOPS_COLUMNS[flops_convention.value], aggregate=aggregate.value,
+                          min_steps=min_steps)
+    report = fit_report(table, bootstrap=bootstrap, seed=seed, holdout=holdout, form=form.value, with_rollout=rollout)
     laws = report.to_json()
     written = []
     if out is not None:
@@ -275,7 +296,7 @@ def fit(
         return
     for excluded in laws["excluded"]:
         console.print(f"left out: {excluded['run_id']}: {excluded['reason']}", highlight=False)
-    for table_ in fit_tables(laws):
+    for table_ in fit_tables(laws, rollout_details=rollout):
         console.print(table_)
     for warning in laws["warnings"]:
         console.print(f"warning: {warning}", highlight=False)
@@ -293,7 +314,8 @@ def predict(
     seq_len: int = typer.Option(256, "--seq-len", min=8, help="Context length for the suggested shape."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
-    """Answer a budget question from fitted laws: the compute-optimal model for C, or the loss at (N, D)."""
+    """Answer a budget question from fitted laws: the compute-optimal model for C, or the loss at (N, D),
+    from the law `sweep fit` chose, with 95% intervals."""
     from sweep.config import ModelConfig, shape_for_params
     from sweep.laws import load_laws, predict_compute_optimal, predict_loss_at
     from sweep.report import prediction_table
@@ -311,7 +333,8 @@ def predict(
             answer["shape"] = {"n_layers": shape.n_layers, "d_model": shape.d_model, "n_heads": shape.n_heads}
     else:
         answer = predict_loss_at(laws, params=params, tokens=tokens).to_json()
+    answer = {"form": laws.form, **answer}
     if as_json:
         sys.stdout.write(json.dumps(answer, indent=2) + "\n")
     else:
-        console.print(prediction_table(answer, shape_name))
+        console.print(prediction_table(answer, shape_name, laws.form))

@@ -50,7 +50,7 @@ def plan_table(plan: pd.DataFrame, processes: int, trunk_s: float = 0.0) -> Tabl
     A wsd run's `est_s` is its cooldown; `trunk_s` is the trunks' time, shared by their branches."""
     todo = plan[plan["status"] != "done"]
     total_s = todo["est_s"].sum() + trunk_s
-    trunks = f", trunks {trunk_s / 60:.1f} min of it" if trunk_s else ""
+    trunks = f", trunks {trunk_s / processes / 60:.1f} min of it" if trunk_s else ""
     table = Table(title=f"{len(plan)} runs, {len(todo)} to train, estimated {total_s / processes / 60:.1f} min "
                         f"({processes} at a time{trunks})", title_justify="left")
     for name in ("run_id", "shape", "params", "params_total", "tokens", "seed", "lr", "flops", "status", "est"):
@@ -72,24 +72,65 @@ def _value(value) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def fit_tables(laws: dict) -> list[Table]:
-    """`sweep fit`: the laws from `FitReport.to_json()`, one table per family, with 95% intervals."""
-    tables = []
-    conventions = laws["conventions"]
-    chinchilla = laws["chinchilla"]
-    table = Table(title=f"L(N, D) = E + A/N^alpha + B/D^beta  ({laws['n_points']} points from {laws['n_runs']} runs; "
-                        f"N = {conventions['params']} params, C from {conventions['flops']}; "
-                        f"{chinchilla['n_bootstrap']} bootstrap refits)", title_justify="left")
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:+.2f}%"
+
+
+def _pair(pair, fmt) -> str:
+    return "-" if pair is None or None in pair else f"[{fmt(pair[0])}, {fmt(pair[1])}]"
+
+
+def _loss(value) -> str:
+    return f"{value:.4f}"
+
+
+def _why(*reasons) -> str | None:
+    """A table caption naming why intervals are missing ("-"), or None when none are."""
+    shown = list(dict.fromkeys(reason for reason in reasons if reason))
+    return "\n".join(f"no interval (-): {reason}" for reason in shown) or None
+
+
+# Parameters of each joint form in the order its table shows them; a, b, G: the allocation it implies.
+FORM_PARAMETERS = {
+    "chinchilla": ("E", "A", "alpha", "B", "beta"),
+    "chinchilla_e0": ("A", "alpha", "B", "beta"),
+    "kaplan": ("N_c", "alpha_N", "D_c", "alpha_D"),
+}
+
+
+def _law_table(laws: dict, form: str, title: str) -> Table:
+    law = laws[form]
+    table = Table(title=title, title_justify="left", caption=_why(laws["skipped"].get(f"{form}.ci")),
+                  caption_justify="left")
     for name in ("parameter", "value", "95% interval"):
         table.add_column(name, justify="left" if name == "parameter" else "right")
-    for name in ("E", "A", "alpha", "B", "beta", "a", "b", "G"):
-        table.add_row(name, _value(chinchilla.get(name)), _interval(chinchilla.get("ci"), name))
-    tables.append(table)
+    for name in (*FORM_PARAMETERS[form], "a", "b", "G"):
+        table.add_row(name, _value(law.get(name)), _interval(law.get("ci"), name))
+    return table
 
-    table = Table(title="power laws L(X) = E + A·X^-alpha", title_justify="left")
+
+def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
+    """`sweep fit`: the laws from `FitReport.to_json()`, one table per family, with 95% intervals;
+    `rollout_details` adds every rollout prediction."""
+    tables = []
+    conventions = laws["conventions"]
+    chinchilla, chosen = laws["chinchilla"], laws["law"]
+    bootstrap = f"{chinchilla['n_bootstrap']} parametric-bootstrap refits" if chinchilla["n_bootstrap"] else "no bootstrap"
+    tables.append(_law_table(laws, "chinchilla",
+                             f"L(N, D) = E + A/N^alpha + B/D^beta  ({laws['n_points']} points from {laws['n_runs']} runs; "
+                             f"N = {conventions['params']} params, C from {conventions['flops']}; {bootstrap})"))
+    tables.append(_forms_table(laws))
+    if chosen["form"] != "chinchilla":
+        tables.append(_law_table(laws, chosen["form"], f"the law predictions use: L(N, D) = {chosen['formula']}"))
+    if rollout_details and laws.get("rollout"):
+        tables.append(_rollout_table(laws["rollout"]))
+
+    power_laws = laws["power_laws"]
+    table = Table(title="power laws L(X) = E + A·X^-alpha", title_justify="left", caption_justify="left",
+                  caption=_why(*(laws["skipped"].get(f"power_laws.{variable}.ci") for variable in power_laws)))
     for name in ("X", "E", "A", "alpha", "alpha 95%", "points"):
         table.add_column(name, justify="left" if name == "X" else "right")
-    for variable, fit in laws["power_laws"].items():
+    for variable, fit in power_laws.items():
         if fit is not None:
             table.add_row(variable, _value(fit["E"]), _value(fit["A"]), _value(fit["alpha"]),
                           _interval(fit.get("ci"), "alpha"), str(fit["n_points"]))
@@ -99,18 +140,24 @@ def fit_tables(laws: dict) -> list[Table]:
     for name in ("method", "a", "b"):
         table.add_column(name, justify="left" if name == "method" else "right")
     table.add_row("parametric (from L(N, D))", _value(chinchilla.get("a")), _value(chinchilla.get("b")))
+    if chosen["form"] != "chinchilla":
+        law = laws[chosen["form"]]
+        table.add_row(f"parametric ({chosen['form']}, used for predictions)", _value(law.get("a")), _value(law.get("b")))
     for key, label in (("approach1", "approach 1 (lowest loss per C)"), ("isoflop", "approach 2 (IsoFLOP parabolas)")):
         fit = laws.get(key)
         table.add_row(label, _value(fit and fit["a"]), _value(fit and fit["b"]))
     tables.append(table)
 
     if laws.get("predictions"):
-        table = Table(title="compute-optimal models (95% intervals)", title_justify="left")
-        for name in ("C (FLOPs)", "N_opt", "D_opt", "D/N", "loss"):
+        predictions = laws["predictions"]
+        table = Table(title=f"compute-optimal models from the {chosen['form']} law (95% intervals)", title_justify="left",
+                      caption=_why(*(p["loss"]["why"] for p in predictions)), caption_justify="left")
+        for name in ("C (FLOPs)", "N_opt", "D_opt", "D/N", "loss", "95% prediction", "law's own 95%"):
             table.add_column(name, justify="right")
-        for p in laws["predictions"]:
+        for p in predictions:
             table.add_row(human(p["flops"]), _estimate(p["params"], human), _estimate(p["tokens"], human),
-                          _estimate(p["tokens_per_param"], lambda v: f"{v:.3g}"), _estimate(p["loss"], lambda v: f"{v:.4f}"))
+                          _estimate(p["tokens_per_param"], lambda v: f"{v:.3g}"), _value(p["loss"]["value"]),
+                          _pair(p["loss"]["interval"], _loss), _pair(p["loss"]["ci"], _loss))
         tables.append(table)
 
     if laws.get("cost"):
@@ -123,29 +170,85 @@ def fit_tables(laws: dict) -> list[Table]:
         tables.append(table)
 
     if laws.get("holdout"):
-        table = Table(title="held-out runs: predicted by laws fit without them", title_justify="left")
-        for name in ("params", "tokens", "flops", "loss", "predicted", "error", "95% interval"):
+        holdout = laws["holdout"]
+        table = Table(title=f"held-out runs: predicted by the {chosen['form']} law fit without them", title_justify="left",
+                      caption=_why(*(point["why"] for point in holdout)), caption_justify="left")
+        for name in ("params", "tokens", "flops", "loss", "predicted", "error", "95% prediction", "inside",
+                     "law's own 95%"):
             table.add_column(name, justify="right")
-        for point in laws["holdout"]:
-            interval = point.get("interval")
-            table.add_row(human(point["params"]), human(point["tokens"]), human(point["flops"]), f"{point['loss']:.4f}",
-                          f"{point['predicted_loss']:.4f}", f"{100 * point['relative_error']:+.2f}%",
-                          f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "-")
+        for point in holdout:
+            interval = point["interval"]
+            inside = "-" if interval is None else ("yes" if interval[0] <= point["loss"] <= interval[1] else "NO")
+            table.add_row(human(point["params"]), human(point["tokens"]), human(point["flops"]), _loss(point["loss"]),
+                          _loss(point["predicted_loss"]), _percent(point["relative_error"]), _pair(interval, _loss),
+                          inside, _pair(point["ci"], _loss))
         tables.append(table)
     return tables
 
 
+def _forms_table(laws: dict) -> Table:
+    """Every joint form with its rollout error: how well, fit on cheaper runs, it predicted the next."""
+    chosen, rollout = laws["law"], laws.get("rollout")
+    how = {"rollout": "the lowest rollout error", "--form": "--form", "default": "the default (no rollout check)"}
+    if rollout:
+        caption = (f"rollout: {rollout['n_folds']} folds, each fit on all points below a compute level (at least "
+                   f"{rollout['min_fitted']}) and predicting that level; |error| by extrapolation factor C / largest C "
+                   f"fit; the last fold reaches {rollout['last_fold_extrapolation']:.2g}x")
+    else:
+        caption = f"no rollout check: {laws['skipped'].get('rollout', 'not asked for (sweep fit --rollout)')}"
+    table = Table(title=f"joint laws L(N, D); predictions use {chosen['form']}, chosen by {how[chosen['chosen_by']]}",
+                  title_justify="left", caption=caption, caption_justify="left")
+    columns = ("form", "L(N, D)", "parameters", "Huber objective", "rollout mean |error|", "<=2x", "2-4x", ">4x",
+               "last fold")
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("form", "L(N, D)") else "right")
+    for form in FORM_PARAMETERS:
+        law = laws.get(form)
+        if law is None:
+            continue
+        scores = (rollout or {}).get("forms", {}).get(form)
+        errors = ["-"] * 5
+        if scores:
+            by_factor = scores["median_abs_error_by_factor"]
+            errors = [_unsigned_percent(scores["mean_abs_error"]),
+                      *(_unsigned_percent(by_factor[label]) for label in ("<=2", "2-4", ">4")),
+                      _percent(scores["last_fold_error"])]
+        name = f"{form} (used)" if form == chosen["form"] else form
+        table.add_row(name, law["formula"], str(law["n_parameters"]), f"{law['huber_objective']:.3g}", *errors)
+    return table
+
+
+def _unsigned_percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _rollout_table(rollout: dict) -> Table:
+    """`sweep fit --rollout`: each prediction of the rollout check, with every form's error."""
+    forms = list(rollout["forms"])
+    table = Table(title="rollout check: each compute level predicted by the laws fit on the levels below it",
+                  title_justify="left")
+    for name in ("fold", "params", "tokens", "flops", "fit on", "factor", "loss", *(f"{form} error" for form in forms)):
+        table.add_column(name, justify="right")
+    for p in rollout["predictions"]:
+        table.add_row(str(p["fold"]), human(p["params"]), human(p["tokens"]), human(p["flops"]), str(p["n_fitted"]),
+                      f"{p['extrapolation']:.2f}x", _loss(p["loss"]), *(_percent(p["relative_error"][form]) for form in forms))
+    return table
+
+
 def _estimate(estimate: dict, fmt) -> str:
+    """value [95% ci], the value alone without an interval."""
     if estimate.get("value") is None:
         return "-"
-    if estimate.get("low") is None or estimate.get("high") is None:
+    if estimate.get("ci") is None or None in estimate["ci"]:
         return fmt(estimate["value"])
-    return f"{fmt(estimate['value'])} [{fmt(estimate['low'])}, {fmt(estimate['high'])}]"
+    return f"{fmt(estimate['value'])} [{fmt(estimate['ci'][0])}, {fmt(estimate['ci'][1])}]"
 
 
-def prediction_table(prediction: dict, shape_name: str | None) -> Table:
-    """`sweep predict`: one budget's answer."""
-    table = Table(show_header=False)
+def prediction_table(prediction: dict, shape_name: str | None, form: str) -> Table:
+    """`sweep predict`: one budget's answer from the `form` law."""
+    loss = prediction["loss"]
+    table = Table(show_header=False, caption=_why(loss["why"]), caption_justify="left",
+                  title=f"from the {form} law", title_justify="left")
     table.add_column("what")
     table.add_column("value (95% interval)", justify="right")
     if "flops" in prediction:
@@ -156,7 +259,9 @@ def prediction_table(prediction: dict, shape_name: str | None) -> Table:
     else:
         table.add_row("params N", human(prediction["params"]))
         table.add_row("tokens D", human(prediction["tokens"]))
-    table.add_row("predicted loss", _estimate(prediction["loss"], lambda v: f"{v:.4f}"))
+    table.add_row("predicted loss", _value(loss["value"]))
+    table.add_row("  95% prediction interval (a run's loss)", _pair(loss["interval"], _loss))
+    table.add_row("  95% interval of the law alone", _pair(loss["ci"], _loss))
     if shape_name:
         table.add_row("a shape with N_opt", shape_name)
     return table

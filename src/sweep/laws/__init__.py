@@ -2,7 +2,7 @@
 
     runs = read_table("runs.csv")                       # or sweep.load_runs(...)
     table = prepare_table(runs, params_convention="non_embedding")
-    report = fit_report(table, bootstrap=200, holdout=2)
+    report = fit_report(table, bootstrap=200, holdout=2, form="auto")  # or "chinchilla", "chinchilla_e0", "kaplan"
     report.to_json(); save_laws(report, "laws.json")
     laws = load_laws("laws.json")
     predict_compute_optimal(laws, flops=1e21); predict_loss_at(laws, params=1e9, tokens=2e10)

@@ -31,8 +31,8 @@ def predict_loss(params, tokens, p: ChinchillaParams):
 
 @dataclass(frozen=True)
 class Allocation:
-    """How compute is best split between N and D under a Chinchilla law (Hoffmann et al. eq. 4):
-    N_opt(C) = G (C/6)^a, D_opt(C) = G^-1 (C/6)^b, with a + b = 1."""
+    """How compute is best split between N and D under a law (Hoffmann et al. eq. 4 for Chinchilla's,
+    `kaplan_allocation_of` for Kaplan's): N_opt(C) = G (C/6)^a, D_opt(C) = G^-1 (C/6)^b, with a + b = 1."""
 
     a: float
     b: float
@@ -46,15 +46,18 @@ def allocation_of(p: ChinchillaParams) -> Allocation:
     if p.alpha <= 0 or p.beta <= 0:
         return Allocation(a=math.nan, b=math.nan, G=math.nan)
     exponent_sum = p.alpha + p.beta
-    log_ratio = math.log(p.alpha * p.A) - math.log(p.beta * p.B)
-    with np.errstate(over="ignore"):  # a wild bootstrap refit can send G past the float range: inf
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # wild bootstrap refits: G is 0, inf or NaN
+        log_ratio = np.log(p.alpha * p.A) - np.log(p.beta * p.B)
         G = float(np.exp(log_ratio / exponent_sum))
     return Allocation(a=p.beta / exponent_sum, b=p.alpha / exponent_sum, G=G)
 
 
 def allocate(flops, p: ChinchillaParams):
     """(N_opt, D_opt) for a compute budget `flops` = C, taking C = 6·N·D (Hoffmann et al. eq. 4)."""
-    allocation = allocation_of(p)
+    return _allocate(flops, allocation_of(p))
+
+
+def _allocate(flops, allocation: Allocation):
     params_opt = allocation.G * np.power(np.divide(flops, 6.0), allocation.a)
     tokens_opt = np.power(np.divide(flops, 6.0), allocation.b) / allocation.G
     return params_opt, tokens_opt
@@ -86,8 +89,32 @@ class KaplanParams:
 
 
 def kaplan_loss(params, tokens, p: KaplanParams):
-    params_term = np.power(np.divide(p.N_c, params), p.alpha_N / p.alpha_D)
+    """A fit stopped at its bound α_D = 0 (α_N/α_D is 0/0) gives L = 1 everywhere, as the fit's own
+    parametrisation log L = α_D · log(bracket) has it."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.divide(p.alpha_N, p.alpha_D)
+    params_term = np.power(np.divide(p.N_c, params), ratio)
     return np.power(params_term + np.divide(p.D_c, tokens), p.alpha_D)
+
+
+def kaplan_allocation_of(p: KaplanParams) -> Allocation:
+    """The compute-optimal split under Kaplan's eq. 1.5 with C = 6·N·D, in closed form. L rises with
+    the bracket (N_c/N)^r + D_c/D, r = α_N/α_D, so the optimum minimises the bracket on D = C/6N;
+    its derivative in N vanishes at N^(1+r) = r·N_c^r·(C/6)/D_c, which is N_opt = G·(C/6)^a with
+    a = 1/(1+r) = α_D/(α_N + α_D), b = 1 - a and G = (r·N_c^r / D_c)^(1/(1+r)). With an exponent
+    <= 0 there is no optimum and all three are NaN."""
+    if p.alpha_N <= 0 or p.alpha_D <= 0:
+        return Allocation(a=math.nan, b=math.nan, G=math.nan)
+    ratio = p.alpha_N / p.alpha_D
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # wild bootstrap refits: inf or NaN
+        log_G = (np.log(ratio) + ratio * np.log(p.N_c) - np.log(p.D_c)) / (1.0 + ratio)
+        G = float(np.exp(log_G))
+    return Allocation(a=1.0 / (1.0 + ratio), b=ratio / (1.0 + ratio), G=G)
+
+
+def kaplan_allocate(flops, p: KaplanParams):
+    """(N_opt, D_opt) for a compute budget `flops` = C under Kaplan's eq. 1.5, taking C = 6·N·D."""
+    return _allocate(flops, kaplan_allocation_of(p))
 
 
 @dataclass(frozen=True)

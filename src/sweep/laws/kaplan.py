@@ -21,6 +21,7 @@ from sweep.laws.table import require_points
 
 N_PARAMETERS = 4
 DEFAULT_REFINED_STARTS = 10
+REFIT_GRID_STARTS = 8  # as `chinchilla.REFIT_GRID_STARTS`
 
 
 @dataclass(frozen=True)
@@ -80,19 +81,42 @@ def kaplan_grid() -> np.ndarray:
     return np.array(list(itertools.product(logs, logs, ratios, alphas)))
 
 
-def fit_kaplan(params, tokens, loss, *, n_refined: int = DEFAULT_REFINED_STARTS) -> KaplanFit:
-    require_points(len(params), N_PARAMETERS, "Kaplan's joint law [(N_c/N)^(α_N/α_D) + D_c/D]^α_D")
-    objective = KaplanObjective(np.log(params), np.log(tokens), np.log(loss))
-    minimum = minimize_from_starts(objective, best_starts(objective, kaplan_grid(), n_refined))
-    log_params_c, log_tokens_c, ratio, alpha_tokens = minimum.theta
-    return KaplanFit(
-        params=KaplanParams(
+def theta_of(p: KaplanParams) -> np.ndarray:
+    """The inverse of `params_of`: (log N_c, log D_c, α_N/α_D, α_D). A fit at its bound α_D = 0 gives
+    a NaN ratio, a start that `best_starts` ranks last."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.array([np.log(p.N_c), np.log(p.D_c), np.divide(p.alpha_N, p.alpha_D), p.alpha_D])
+
+
+def params_of(theta: np.ndarray) -> KaplanParams:
+    log_params_c, log_tokens_c, ratio, alpha_tokens = theta
+    with np.errstate(over="ignore"):  # a refit on a degenerate sample may run off: inf, dropped later
+        return KaplanParams(
             N_c=float(np.exp(log_params_c)),
             D_c=float(np.exp(log_tokens_c)),
             alpha_N=float(ratio * alpha_tokens),
             alpha_D=float(alpha_tokens),
-        ),
+        )
+
+
+def fit_kaplan(
+    params, tokens, loss, *, starts: np.ndarray | None = None, n_refined: int = DEFAULT_REFINED_STARTS
+) -> KaplanFit:
+    """Fit on arrays of N, D and loss. `starts` (S, 4) in theta layout replaces `kaplan_grid` (bootstrap
+    refits pass `refit_starts`); the best `n_refined` of them are refined."""
+    require_points(len(params), N_PARAMETERS, "Kaplan's joint law [(N_c/N)^(α_N/α_D) + D_c/D]^α_D")
+    objective = KaplanObjective(np.log(params), np.log(tokens), np.log(loss))
+    grid = kaplan_grid() if starts is None else np.atleast_2d(starts)
+    minimum = minimize_from_starts(objective, best_starts(objective, grid, n_refined))
+    return KaplanFit(
+        params=params_of(minimum.theta),
         objective=minimum.objective,
         converged=minimum.converged,
         n_points=len(params),
     )
+
+
+def refit_starts(params, tokens, loss, fit: KaplanFit) -> np.ndarray:
+    """As `chinchilla.refit_starts`: the fit's optimum plus the full data's best grid starts."""
+    objective = KaplanObjective(np.log(params), np.log(tokens), np.log(loss))
+    return np.vstack([theta_of(fit.params), best_starts(objective, kaplan_grid(), REFIT_GRID_STARTS)])

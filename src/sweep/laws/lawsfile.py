@@ -1,8 +1,13 @@
 """laws.json: a fit report as JSON, plus what `sweep predict` needs to give intervals.
 
 The file is `FitReport.to_json()` with two more keys: "format" (a version tag, checked on load) and
-"bootstrap_samples" {"chinchilla": {"E": [...], "A": [...], ...}}, every bootstrap refit of the
-Chinchilla parameters, so a prediction's interval is computed from the samples themselves.
+"bootstrap_samples": the chosen law's form, every bootstrap refit of its parameters and each refit's
+noise draw, so a prediction's intervals are computed from the samples themselves:
+
+    "bootstrap_samples": {"form": "chinchilla", "params": {"E": [...], "A": [...], ...}, "noise": [...]}
+
+Format 2 added the form choice and the noise draws. A format-1 file (always the Chinchilla law, no
+noise draws) still loads; its predictions carry the law's parameter interval (`ci`) only.
 """
 
 from __future__ import annotations
@@ -13,16 +18,26 @@ from pathlib import Path
 
 from sweep.errors import InputError
 from sweep.laws.forms import ChinchillaParams
+from sweep.laws.joint import FORMS
 from sweep.laws.predict import Laws
 from sweep.laws.report import FitReport
 
-FORMAT = "sweep-laws/1"
-CHINCHILLA_FIELDS = tuple(field.name for field in fields(ChinchillaParams))
+FORMAT = "sweep-laws/2"
+FORMAT_1 = "sweep-laws/1"
+FORMAT_1_WHY = (
+    "this laws file (sweep-laws/1) has no noise draws, so there is no prediction interval, only the law's own "
+    "interval (ci); fit again with `sweep fit --out` for prediction intervals"
+)
 
 
 def save_laws(report: FitReport, path: str | Path) -> Path:
-    samples = {name: [getattr(sample, name) for sample in report.laws.samples] for name in CHINCHILLA_FIELDS}
-    contents = {"format": FORMAT, **report.to_json(), "bootstrap_samples": {"chinchilla": samples}}
+    names = [field.name for field in fields(report.laws.law)]
+    samples = {name: [getattr(sample, name) for sample in report.laws.samples] for name in names}
+    contents = {
+        "format": FORMAT,
+        **report.to_json(),
+        "bootstrap_samples": {"form": report.laws.form, "params": samples, "noise": list(report.laws.noise)},
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(contents, indent=2, allow_nan=False) + "\n")
@@ -37,16 +52,50 @@ def load_laws(path: str | Path) -> Laws:
         contents = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{path} is not a JSON file: {error}") from error
-    if not isinstance(contents, dict) or contents.get("format") != FORMAT:
+    version = contents.get("format") if isinstance(contents, dict) else None
+    if version not in (FORMAT, FORMAT_1):
         raise InputError(f"{path} is not a laws file written by `sweep fit` (expected format {FORMAT!r})")
     try:
-        chinchilla = ChinchillaParams(**{name: float(contents["chinchilla"][name]) for name in CHINCHILLA_FIELDS})
-        samples = contents["bootstrap_samples"]["chinchilla"]
-        sample_params = tuple(
-            ChinchillaParams(**{name: float(samples[name][index]) for name in CHINCHILLA_FIELDS})
-            for index in range(len(samples["E"]))
-        )
-        conventions = contents["conventions"]
-        return Laws(chinchilla, sample_params, conventions["params"], conventions["flops"])
+        return _laws_of(contents) if version == FORMAT else _laws_of_format_1(contents)
     except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise InputError(f"{path} is damaged: cannot read the Chinchilla law from it ({error!r})") from error
+        raise InputError(f"{path} is damaged: cannot read the law from it ({error!r})") from error
+
+
+def _law(law_type: type, values: dict, index: int | None = None):
+    """A law_type built from `values` by field name, or from the index-th entry of each list."""
+    return law_type(**{
+        field.name: float(values[field.name] if index is None else values[field.name][index])
+        for field in fields(law_type)
+    })
+
+
+def _laws_of(contents: dict) -> Laws:
+    form = FORMS[contents["law"]["form"]]
+    samples = contents["bootstrap_samples"]
+    if samples["form"] != form.name:
+        raise ValueError(f"bootstrap samples of {samples['form']!r} for the law {form.name!r}")
+    count = len(samples["noise"])
+    conventions = contents["conventions"]
+    return Laws(
+        form=form.name,
+        law=_law(form.law_type, contents[form.name]),
+        samples=tuple(_law(form.law_type, samples["params"], index) for index in range(count)),
+        noise=tuple(float(value) for value in samples["noise"]),
+        params_convention=conventions["params"],
+        flops_source=conventions["flops"],
+        why=contents["law"]["why"],
+    )
+
+
+def _laws_of_format_1(contents: dict) -> Laws:
+    samples = contents["bootstrap_samples"]["chinchilla"]
+    conventions = contents["conventions"]
+    return Laws(
+        form="chinchilla",
+        law=_law(ChinchillaParams, contents["chinchilla"]),
+        samples=tuple(_law(ChinchillaParams, samples, index) for index in range(len(samples["E"]))),
+        noise=(),
+        params_convention=conventions["params"],
+        flops_source=conventions["flops"],
+        why=FORMAT_1_WHY if samples["E"] else "the laws file holds no bootstrap samples",
+    )

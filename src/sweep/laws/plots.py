@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from sweep.laws.allocation import EmpiricalAllocation, compute_levels
 from sweep.laws.forms import allocate, allocation_of, power_law, predict_loss
 from sweep.laws.powerlaw import points_for
+from sweep.laws.predict import form_of
 from sweep.laws.report import FitReport
 
 MAX_CURVES = 6  # fitted curves per figure; more distinct D (or N) values are thinned to this many
@@ -152,7 +153,7 @@ def _allocation(figure: Figure, report: FitReport) -> bool:
     grid = np.geomspace(flops.min(), flops.max() * 100.0, 80)  # the data and two decades beyond
     optimum = allocate(grid, report.chinchilla.params)
     # Refits with no optimum (an exponent at 0) or an overflowing G have no allocation to draw.
-    usable = [sample for sample in report.laws.samples if np.isfinite(allocation_of(sample).G)]
+    usable = [sample for sample in report.chinchilla_samples if np.isfinite(allocation_of(sample).G)]
     sampled = [allocate(grid, sample) for sample in usable]  # each (N_opt, D_opt), (80,)
     empirical = {"Approach 1": report.approach1, "IsoFLOP": report.isoflop}
     for column, (name, label) in enumerate((("params", "N_opt"), ("tokens", "D_opt"))):
@@ -189,19 +190,20 @@ def _empirical_allocation(axes, method: str, allocation: EmpiricalAllocation, na
 
 
 def _predicted_vs_actual(figure: Figure, report: FitReport) -> bool:
+    """Measured loss against the chosen law's prediction (the one held-out points are predicted with)."""
     axes = figure.add_subplot()
-    law = report.chinchilla.params
+    form = form_of(report.laws)
     for rows, style in (
         (report.points, {"color": "C0", "label": "fit"}),
         (report.held_out, {"color": "red", "marker": "s", "label": "held out"}),
     ):
         if len(rows):
-            axes.scatter(rows["loss"], predict_loss(rows["params"], rows["tokens"], law), s=22, **style)
+            axes.scatter(rows["loss"], form.loss(rows["params"], rows["tokens"], report.laws.law), s=22, **style)
     every = np.concatenate([report.points["loss"], report.held_out["loss"]])
     limits = [every.min() * 0.98, every.max() * 1.02]
     axes.plot(limits, limits, "k:", linewidth=1)
     axes.set_xlabel("measured loss")
-    axes.set_ylabel("Chinchilla prediction")
+    axes.set_ylabel(f"prediction of the {form.name} law")
     axes.legend(fontsize=8)
     axes.set_title("Predicted vs measured loss")
     return True

@@ -1,15 +1,20 @@
 """`fit_report`: every law of this package fit to one table of points, gathered in a `FitReport`.
 
-The Chinchilla law is the one the rest depends on (allocation, predictions, laws.json), so too few
-points for it is an InputError. Every other part that cannot be fit (too few compute levels for
-IsoFLOP, no wall_s column, ...) is None, with the reason under `skipped`, and the report goes on.
+The Chinchilla law is always fit, and too few points for it is an InputError. The law that predicts
+(held-out points, compute-optimal models, laws.json) is one of the joint forms of `joint.py`: the
+one asked for, or with `form="auto"` the one that extrapolated best in the rollout check
+(`rollout.py`). Its intervals come from its parametric bootstrap (`bootstrap.py`): `interval` is a
+95% prediction interval for a run's loss, `ci` the law's own (parameter) uncertainty. Every part
+that cannot be fit or has no honest interval (too few compute levels for IsoFLOP, no wall_s column,
+no residual degrees of freedom, ...) is None, with the reason under `skipped` (and an estimate's
+`why`), and the report goes on.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -17,18 +22,26 @@ import pandas as pd
 from sweep.errors import InputError
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.allocation import DEFAULT_COMPUTE_TOLERANCE, EmpiricalAllocation, fit_approach1, fit_isoflop
+from sweep.laws.bootstrap import LawSamples, parametric_bootstrap, why_no_interval
 from sweep.laws.chinchilla import N_PARAMETERS as CHINCHILLA_PARAMETERS
-from sweep.laws.chinchilla import ChinchillaFit, fit_chinchilla
+from sweep.laws.chinchilla import ChinchillaFit
 from sweep.laws.cost import RESOURCES, SCALES, CostFit, fit_cost
-from sweep.laws.forms import ChinchillaParams, allocation_of, power_law
+from sweep.laws.forms import ChinchillaParams, power_law
 from sweep.laws.huber import MAX_EXPONENT
-from sweep.laws.kaplan import KaplanFit, fit_kaplan
+from sweep.laws.joint import FORMS, JointFit, JointForm, LawParams
 from sweep.laws.powerlaw import VARIABLES, PowerLawFit, fit_power_law, points_for
 from sweep.laws.predict import ComputeOptimalPrediction, Laws, predict_compute_optimal, predict_loss_at
+from sweep.laws.rollout import Rollout, choose_form, rollout
 from sweep.laws.table import Excluded, FitTable
 
 # Without explicit budgets the report predicts at the largest C in the data and 10x, 100x beyond it.
 PREDICTION_MULTIPLES = (1.0, 10.0, 100.0)
+FORM_CHOICES = ("auto", *FORMS)
+POWER_LAW_PARAMETERS = 3  # E, A, α
+# The chosen law's rollout error beyond this many times the points' own scatter s is warned about. A
+# right form misses by about s plus what its fit on fewer points gets wrong extrapolating (~1-1.5 s
+# on synthetic sweeps); well beyond that, the form itself extrapolates badly.
+ROLLOUT_WARNING_RATIO = 3.0
 
 
 @dataclass(frozen=True)
@@ -37,11 +50,24 @@ class HoldoutPoint:
     tokens: float
     flops: float
     loss: float  # measured
-    predicted_loss: float  # Chinchilla law fit without this point
+    predicted_loss: float  # by the chosen law, fit without this point
     relative_error: float  # (predicted - measured) / measured
-    interval: tuple[float, float] | None  # 95% bootstrap interval of predicted_loss
+    interval: tuple[float, float] | None  # 95% prediction interval: where the measured loss should fall
+    ci: tuple[float, float] | None  # 95% interval of the law's value alone (its parameters' uncertainty)
+    why: str | None  # why interval or ci is None
     predicted_loss_flops_law: float | None  # L(C) = E + A·C^-α, when it could be fit
     relative_error_flops_law: float | None
+
+
+@dataclass(frozen=True)
+class LawChoice:
+    """Which joint form predicts, and why; the scale of the data's scatter around it."""
+
+    form: str
+    chosen_by: str  # "rollout" (lowest rollout error), "--form" (asked for) or "default" (no rollout folds)
+    noise_scale: float | None  # s, the residual scale in log loss (0.01 ≈ 1%); None without the bootstrap
+    residual_dof: int | None  # n - p
+    n_bootstrap: int  # usable bootstrap refits
 
 
 @dataclass(frozen=True)
@@ -52,11 +78,14 @@ class FitReport:
     aggregate: str
     compute_tolerance: float  # how runs were grouped into compute levels
     chinchilla: ChinchillaFit
-    chinchilla_intervals: Mapping[str, tuple[float, float]] | None  # 95%, by parameter; None without samples
-    laws: Laws  # the Chinchilla fit with its bootstrap samples: what laws.json keeps for prediction
+    chinchilla_samples: tuple[ChinchillaParams, ...]  # its bootstrap refits
+    joint: Mapping[str, JointFit]  # every joint form that could be fit, by name (chinchilla among them)
+    joint_intervals: Mapping[str, Mapping[str, tuple[float, float] | None]]  # 95%, for bootstrapped forms
+    choice: LawChoice
+    rollout: Rollout | None
+    laws: Laws  # the chosen law with its bootstrap: what laws.json keeps for prediction
     power_laws: Mapping[str, PowerLawFit]  # by variable; those that could be fit
     power_law_samples: Mapping[str, Mapping[str, np.ndarray]]  # by variable, then parameter
-    kaplan: KaplanFit | None
     approach1: EmpiricalAllocation | None
     isoflop: EmpiricalAllocation | None
     cost: Mapping[str, Mapping[str, CostFit]]  # by resource, then scale
@@ -64,6 +93,10 @@ class FitReport:
     predictions: tuple[ComputeOptimalPrediction, ...]
     skipped: Mapping[str, str]  # part ("isoflop", "cost.wall_s", ...) -> why it was not fit
     warnings: tuple[str, ...]
+
+    @property
+    def chinchilla_intervals(self) -> Mapping[str, tuple[float, float] | None] | None:
+        return self.joint_intervals.get("chinchilla")
 
     def to_json(self) -> dict:
         return _json_safe(
@@ -77,11 +110,15 @@ class FitReport:
                     "aggregate": self.aggregate,
                     "compute_tolerance": self.compute_tolerance,
                 },
-                "chinchilla": self._chinchilla_json(),
+                "law": {
+                    **asdict(self.choice),
+                    "formula": FORMS[self.choice.form].formula,
+                    "n_parameters": FORMS[self.choice.form].n_parameters,
+                    "why": self.laws.why,
+                },
+                **{name: self._joint_json(name) for name in FORMS},
+                "rollout": None if self.rollout is None else _rollout_json(self.rollout),
                 "power_laws": {variable: self._power_law_json(variable) for variable in VARIABLES},
-                "kaplan": None
-                if self.kaplan is None
-                else {**asdict(self.kaplan.params), "huber_objective": self.kaplan.objective},
                 "approach1": _allocation_json(self.approach1, "optima"),
                 "isoflop": _allocation_json(self.isoflop, "minima"),
                 "cost": {
@@ -96,15 +133,22 @@ class FitReport:
             }
         )
 
-    def _chinchilla_json(self) -> dict:
-        fit = self.chinchilla
+    def _joint_json(self, name: str) -> dict | None:
+        fit = self.joint.get(name)
+        if fit is None:
+            return None
+        n_bootstrap = len(self.chinchilla_samples) if name == "chinchilla" else None
+        if name == self.choice.form:
+            n_bootstrap = self.choice.n_bootstrap
         return {
-            **_chinchilla_values(fit.params),
+            "formula": FORMS[name].formula,
+            "n_parameters": FORMS[name].n_parameters,
+            **_law_values(FORMS[name], fit.params),
             "huber_objective": fit.objective,
             "converged": fit.converged,
             "n_points": fit.n_points,
-            "n_bootstrap": len(self.laws.samples),
-            "ci": self.chinchilla_intervals,
+            "n_bootstrap": n_bootstrap,
+            "ci": self.joint_intervals.get(name),
         }
 
     def _power_law_json(self, variable: str) -> dict | None:
@@ -116,12 +160,30 @@ class FitReport:
             **asdict(fit.saturating),
             "pure": {"A": fit.pure.A, "alpha": fit.pure.alpha},
             "n_points": fit.n_points,
-            "ci": {name: list(bootstrapping.interval(column)) for name, column in samples.items()} if samples else None,
+            "ci": _intervals(samples) if samples else None,
         }
 
 
-def _chinchilla_values(p: ChinchillaParams) -> dict[str, float]:
-    return {**asdict(p), **asdict(allocation_of(p))}
+def _law_values(form: JointForm, law: LawParams) -> dict[str, float]:
+    """The law's parameters and the allocation a, b, G it implies."""
+    return {**asdict(law), **asdict(form.allocation(law))}
+
+
+def _intervals(samples: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float] | None]:
+    """95% intervals by name; None where the samples give none (see `bootstrap.why_no_interval`)."""
+    return {
+        name: None if why_no_interval(values) else bootstrapping.interval(values) for name, values in samples.items()
+    }
+
+
+def _rollout_json(result: Rollout) -> dict:
+    return {
+        "n_folds": result.n_folds,
+        "min_fitted": result.min_fitted,
+        "last_fold_extrapolation": result.last_fold_extrapolation,
+        "forms": {name: asdict(summary) for name, summary in result.forms.items()},
+        "predictions": [asdict(prediction) for prediction in result.predictions],
+    }
 
 
 def _allocation_json(allocation: EmpiricalAllocation | None, optima_key: str) -> dict | None:
@@ -163,13 +225,19 @@ def fit_report(
     holdout: int = 0,
     compute_tolerance: float = DEFAULT_COMPUTE_TOLERANCE,
     prediction_flops: Sequence[float] | None = None,
+    form: str = "auto",
+    with_rollout: bool = False,
 ) -> FitReport:
     """Fit every law on `table`'s points except the `holdout` highest-compute ones, which are then
-    predicted. `bootstrap` resamples (0 = none) give the 95% intervals; `seed` makes them repeatable.
-    `compute_tolerance` groups runs into compute levels for Approaches 1 and 2 (see `allocation.py`).
-    Predictions are made at `prediction_flops`, by default the largest C fit and 10x, 100x that."""
+    predicted. `bootstrap` refits (0 = none) give the 95% intervals; `seed` makes them repeatable.
+    `form` is the joint law to predict with, or "auto": the lowest rollout error. The rollout check
+    runs for "auto" or `with_rollout`. `compute_tolerance` groups runs into compute levels for the
+    rollout and Approaches 1 and 2 (see `allocation.py`). Predictions are made at `prediction_flops`,
+    by default the largest C fit and 10x, 100x that."""
     if bootstrap < 0:
         raise InputError(f"--bootstrap must be 0 or more, got {bootstrap}")
+    if form not in FORM_CHOICES:
+        raise InputError(f"--form must be one of {', '.join(FORM_CHOICES)}, got {form!r}")
     n_points = len(table.points)
     if holdout < 0 or n_points - holdout < CHINCHILLA_PARAMETERS:
         raise InputError(
@@ -180,18 +248,51 @@ def fit_report(
     held_out = table.points.iloc[n_points - holdout :].reset_index(drop=True)
     params, tokens, loss = (points[column].to_numpy() for column in ("params", "tokens", "loss"))
     skipped: dict[str, str] = {}
-    warnings: list[str] = []
+    warnings: list[str] = list(table.warnings)
 
-    chinchilla = fit_chinchilla(params, tokens, loss)
-    samples = _chinchilla_samples(params, tokens, loss, chinchilla, bootstrap, seed, warnings)
-    intervals = _chinchilla_intervals(samples)
-    if not samples:
-        skipped["chinchilla.ci"] = "the bootstrap is off (0 resamples)" if not bootstrap else "no resample could be fit"
-    warnings += _chinchilla_warnings(chinchilla, intervals)
-    laws = Laws(chinchilla.params, samples, table.params_convention, table.flops_source)
+    joint = {
+        name: fit
+        for name, joint_form in FORMS.items()
+        if (fit := _or_skip(name, skipped, joint_form.fit, params, tokens, loss)) is not None
+    }
+    if "chinchilla" not in joint:
+        raise InputError(skipped["chinchilla"])
+    rolled = None
+    if form == "auto" or with_rollout:
+        rolled = _or_skip("rollout", skipped, rollout, points, compute_tolerance)
+    chosen, chosen_by = _choose(form, rolled, skipped, warnings)
+
+    law_samples: dict[str, LawSamples] = {}
+    laws_by_form: dict[str, Laws] = {}
+    for name in dict.fromkeys(["chinchilla", chosen]):  # the Chinchilla table's intervals, and the chosen law's
+        laws_by_form[name], samples = bootstrapped_laws(
+            FORMS[name], joint[name], points, bootstrap, seed, table.params_convention, table.flops_source
+        )
+        if samples is not None:
+            law_samples[name] = samples
+            if samples.n_failed:
+                warnings.append(
+                    f"{samples.n_failed} of {bootstrap} bootstrap refits of the {name} law failed (a coefficient ran "
+                    "off to infinity); intervals use the rest"
+                )
+        if laws_by_form[name].why:
+            skipped[f"{name}.ci"] = laws_by_form[name].why
+    laws = laws_by_form[chosen]
+    joint_intervals = {
+        name: _law_intervals(FORMS[name], samples.laws) for name, samples in law_samples.items() if samples.laws
+    }
+    chinchilla = joint["chinchilla"]
+    warnings += _chinchilla_warnings(chinchilla, joint_intervals.get("chinchilla"))
+    choice = LawChoice(
+        form=chosen,
+        chosen_by=chosen_by,
+        noise_scale=law_samples[chosen].noise_scale if chosen in law_samples else None,
+        residual_dof=law_samples[chosen].residual_dof if chosen in law_samples else None,
+        n_bootstrap=len(laws.samples),
+    )
+    warnings += _rollout_warnings(rolled, choice)
     power_laws, power_law_samples = _fit_power_laws(points, bootstrap, seed, skipped)
 
-    kaplan = _or_skip("kaplan", skipped, fit_kaplan, params, tokens, loss)
     approach1 = _or_skip("approach1", skipped, fit_approach1, points, compute_tolerance)
     isoflop = _or_skip("isoflop", skipped, fit_isoflop, points, compute_tolerance)
     for allocation in (approach1, isoflop):
@@ -206,11 +307,14 @@ def fit_report(
         aggregate=table.aggregate,
         compute_tolerance=compute_tolerance,
         chinchilla=chinchilla,
-        chinchilla_intervals=intervals,
+        chinchilla_samples=laws_by_form["chinchilla"].samples,
+        joint=joint,
+        joint_intervals=joint_intervals,
+        choice=choice,
+        rollout=rolled,
         laws=laws,
         power_laws=power_laws,
         power_law_samples=power_law_samples,
-        kaplan=kaplan,
         approach1=approach1,
         isoflop=isoflop,
         cost=_fit_costs(points, skipped),
@@ -221,37 +325,71 @@ def fit_report(
     )
 
 
-def _chinchilla_samples(params, tokens, loss, fit, bootstrap: int, seed: int, warnings: list[str]):
-    """The bootstrap refits that came out finite, as parameter sets."""
+def bootstrapped_laws(
+    form: JointForm, fit: JointFit, points: pd.DataFrame, bootstrap: int, seed: int, params_convention: str,
+    flops_source: str,
+) -> tuple[Laws, LawSamples | None]:
+    """`fit` of `form` on `points` with its parametric bootstrap of `bootstrap` refits, as `Laws` to
+    predict with; without refits (bootstrap off, no residual degrees of freedom) `Laws.why` says why."""
+    params, tokens, loss = (points[column].to_numpy() for column in ("params", "tokens", "loss"))
+    samples, why = None, None
     if not bootstrap:
-        return ()
-    refit = bootstrapping.chinchilla_refit(params, tokens, loss, fit)
-    columns = bootstrapping.bootstrap(refit, len(params), bootstrap, seed)
-    finite = np.all([np.isfinite(column) for column in columns.values()], axis=0)  # (bootstrap,)
-    if not finite.all():
-        warnings.append(
-            f"{bootstrap - finite.sum()} of {bootstrap} bootstrap refits of the Chinchilla law failed (too few "
-            "distinct points in the resample, or a coefficient ran off to infinity); intervals use the rest"
-        )
-    return tuple(
-        ChinchillaParams(**{name: float(column[index]) for name, column in columns.items()})
-        for index in np.flatnonzero(finite)
+        why = "the bootstrap is off (--bootstrap 0), so there are no intervals"
+    else:
+        try:
+            samples = parametric_bootstrap(form, params, tokens, loss, fit, bootstrap, seed)
+        except InputError as error:
+            why = str(error)
+        if samples is not None and not samples.laws:
+            why = f"none of the {bootstrap} bootstrap refits of the {form.name} law could be fit"
+    laws = Laws(
+        form=form.name,
+        law=fit.params,
+        samples=samples.laws if samples else (),
+        noise=samples.noise if samples else (),
+        params_convention=params_convention,
+        flops_source=flops_source,
+        why=why,
     )
+    return laws, samples
 
 
-def _chinchilla_intervals(samples: Sequence[ChinchillaParams]) -> dict[str, tuple[float, float]] | None:
-    """95% intervals of E, A, B, alpha, beta and the allocation a, b, G they imply."""
-    if not samples:
-        return None
-    values = [_chinchilla_values(sample) for sample in samples]
-    return {name: bootstrapping.interval(np.array([value[name] for value in values])) for name in values[0]}
+def _choose(form: str, rolled: Rollout | None, skipped: dict[str, str], warnings: list[str]) -> tuple[str, str]:
+    """(the form to predict with, why it is the one)."""
+    if form != "auto":
+        return form, "--form"
+    if rolled is None:
+        warnings.append(f"--form auto: no rollout check ({skipped['rollout']}); predicting with the chinchilla law")
+        return "chinchilla", "default"
+    return choose_form(rolled), "rollout"
+
+
+def _rollout_warnings(rolled: Rollout | None, choice: LawChoice) -> list[str]:
+    if rolled is None or choice.noise_scale is None:
+        return []
+    error = rolled.forms[choice.form].mean_abs_error
+    if not error > ROLLOUT_WARNING_RATIO * choice.noise_scale:
+        return []
+    return [
+        f"fit on cheaper runs, the {choice.form} law missed the next compute level by {100 * error:.2g}% on average "
+        f"(rollout check), more than {ROLLOUT_WARNING_RATIO:g}x the points' own scatter ({100 * choice.noise_scale:.2g}%): "
+        "it extrapolates worse than it fits; its intervals assume the form is right, so trust predictions far "
+        "beyond the data less than they suggest"
+    ]
+
+
+def _law_intervals(form: JointForm, samples: Sequence[LawParams]) -> dict[str, tuple[float, float] | None]:
+    """95% intervals of the law's fitted parameters and the allocation a, b, G they imply."""
+    values = [_law_values(form, sample) for sample in samples]
+    names = [*form.names, *(field.name for field in fields(form.allocation(samples[0])))]
+    return _intervals({name: np.array([value[name] for value in values]) for name in names})
 
 
 # Intervals wider than this factor (for E, A, B) mean the sweep does not pin the law down.
 LOOSE_INTERVAL_RATIO = 100.0
 
 
-def _chinchilla_warnings(fit: ChinchillaFit, intervals: Mapping[str, tuple[float, float]] | None) -> list[str]:
+def _chinchilla_warnings(fit: ChinchillaFit, intervals: Mapping[str, tuple[float, float] | None] | None) -> list[str]:
     warnings = []
     if not fit.converged:
         warnings.append("the Chinchilla fit's L-BFGS-B did not report convergence; check the fit against the data")
@@ -263,12 +401,15 @@ def _chinchilla_warnings(fit: ChinchillaFit, intervals: Mapping[str, tuple[float
                 "determine it (at 0 loss does not fall along that axis and there is no compute-optimal allocation)"
             )
     if intervals:
-        loose = [name for name in ("alpha", "beta") if not intervals[name][0] > 0]
+        known = {name: bounds for name, bounds in intervals.items() if bounds is not None}
+        loose = [name for name in ("alpha", "beta") if name in known and not known[name][0] > 0]
         loose += [
-            name for name in ("E", "A", "B") if not intervals[name][1] < LOOSE_INTERVAL_RATIO * intervals[name][0]
+            name
+            for name in ("E", "A", "B")
+            if name in known and not known[name][1] < LOOSE_INTERVAL_RATIO * known[name][0]
         ]
         if loose:
-            shown = ", ".join(f"{name} [{intervals[name][0]:.3g}, {intervals[name][1]:.3g}]" for name in loose)
+            shown = ", ".join(f"{name} [{known[name][0]:.3g}, {known[name][1]:.3g}]" for name in loose)
             warnings.append(
                 f"the data pin the Chinchilla law down poorly, 95% intervals: {shown}; "
                 "add sizes and token counts spanning more orders of magnitude"
@@ -277,7 +418,7 @@ def _chinchilla_warnings(fit: ChinchillaFit, intervals: Mapping[str, tuple[float
 
 
 def _fit_power_laws(points: pd.DataFrame, bootstrap: int, seed: int, skipped: dict[str, str]):
-    """L(N), L(D), L(C) on their point selections, and their bootstrap samples."""
+    """L(N), L(D), L(C) on their point selections, and their bootstrap samples (resampling points)."""
     laws, samples = {}, {}
     for variable in VARIABLES:
         selected = points_for(points, variable)
@@ -286,10 +427,18 @@ def _fit_power_laws(points: pd.DataFrame, bootstrap: int, seed: int, skipped: di
         if fit is None:
             continue
         laws[variable] = fit
-        if bootstrap:
-            samples[variable] = bootstrapping.bootstrap(
-                bootstrapping.power_law_refit(x, loss, fit), len(x), bootstrap, seed
+        if not bootstrap:
+            continue
+        if len(x) <= POWER_LAW_PARAMETERS:
+            skipped[f"power_laws.{variable}.ci"] = (
+                f"{len(x)} points for the {POWER_LAW_PARAMETERS}-parameter law L({variable}) leave no residual degrees "
+                "of freedom, so there is no interval"
             )
+            continue
+        samples[variable] = bootstrapping.bootstrap(bootstrapping.power_law_refit(x, loss, fit), len(x), bootstrap, seed)
+        why = why_no_interval(samples[variable]["alpha"])
+        if why:
+            skipped[f"power_laws.{variable}.ci"] = why
     return laws, samples
 
 
@@ -331,7 +480,9 @@ def _holdout_points(held_out: pd.DataFrame, laws: Laws, flops_law: PowerLawFit |
             loss=float(row.loss),
             predicted_loss=prediction.value,
             relative_error=prediction.value / row.loss - 1.0,
-            interval=None if prediction.low is None else (prediction.low, prediction.high),
+            interval=prediction.interval,
+            ci=prediction.ci,
+            why=prediction.why,
             predicted_loss_flops_law=flops_prediction,
             relative_error_flops_law=None if flops_prediction is None else flops_prediction / row.loss - 1.0,
         )

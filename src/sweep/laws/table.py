@@ -5,6 +5,12 @@ share (N, D) (seeds, learning rates) become one point: by default the minimum ov
 the mean over seeds, since a scaling law describes the best loss a size can reach, and averaging
 seeds first keeps one lucky seed from setting it. Every problem a user can fix raises InputError
 naming it.
+
+Two design rules are checked and warned about, since a point that breaks one sits above the law:
+- the best learning rate of a point should lie inside the lr grid tried for it; at the grid's edge
+  the optimum may lie beyond it, and the point's loss is only an upper bound on the best loss;
+- a run should train at least `design.MIN_STEPS` optimizer steps (column `steps`, when the table
+  has it); `min_steps` leaves shorter runs out.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sweep.design import MIN_STEPS
 from sweep.errors import InputError
 from sweep.flops import FLOPS_COLUMNS  # noqa: F401  (re-exported: the run store's FLOPs columns by convention)
 
@@ -32,13 +39,16 @@ class Excluded:
 @dataclass(frozen=True)
 class FitTable:
     """`points` has one row per (N, D), sorted by flops, with columns params, tokens, flops, loss,
-    n_runs and whichever of wall_s, peak_mem_bytes the input had (means over the runs)."""
+    n_runs, whichever of wall_s, peak_mem_bytes the input had (means over the runs), steps (the
+    fewest of the runs) when the input had it, and with an lr column: lr (the best lr, lowest mean
+    loss over seeds), lr_low, lr_high (the smallest and largest lr tried) and n_lrs."""
 
     points: pd.DataFrame
     excluded: tuple[Excluded, ...]
     params_convention: str
     flops_source: str  # the column C came from, or "6ND" when computed
     aggregate: str
+    warnings: tuple[str, ...] = ()  # design rules the points break (see the module docstring)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -75,6 +85,7 @@ def prepare_table(
     params_convention: str = "non_embedding",
     flops_column: str = "flops",
     aggregate: str = "min_of_means",
+    min_steps: int = 0,
 ) -> FitTable:
     """Check and aggregate `runs` into fit points.
 
@@ -83,6 +94,7 @@ def prepare_table(
     flops_column: the column holding C; when the default "flops" is absent, C = 6·N·D.
     aggregate: "min_of_means" (min over lr of the mean over seeds), "mean" or "min" over all runs
         sharing (N, D).
+    min_steps: leave out runs with fewer optimizer steps (column steps); 0 keeps every run.
     """
     if params_convention not in PARAMS_COLUMNS:
         raise InputError(f"params convention must be one of {sorted(PARAMS_COLUMNS)}, got {params_convention!r}")
@@ -94,11 +106,19 @@ def prepare_table(
     missing = [column for column in needed if column not in runs.columns]
     if missing:
         raise InputError(f"the table is missing column(s): {', '.join(missing)}")
+    if min_steps < 0:
+        raise InputError(f"--min-steps must be 0 or more, got {min_steps}")
+    if min_steps and "steps" not in runs.columns:
+        raise InputError(f"--min-steps {min_steps} needs a 'steps' column (optimizer steps per run); the table has none")
 
     runs = _select_sweep(runs, sweep)
     runs, excluded = _drop_unfinished(runs)
     if runs.empty:
         raise InputError(f"no finished runs to fit: all {len(excluded)} runs are excluded (status not 'done')")
+    runs, too_short = _drop_short(runs, min_steps)
+    excluded += too_short
+    if runs.empty:
+        raise InputError(f"no runs to fit: every finished run trained fewer than --min-steps {min_steps} steps")
 
     table = pd.DataFrame(
         {
@@ -108,15 +128,17 @@ def prepare_table(
         }
     )
     table["flops"] = 6.0 * table.params * table.tokens if flops_computed else _checked_column(runs, flops_column)
-    for column in ("lr", *COST_COLUMNS):
+    for column in ("lr", "steps", *COST_COLUMNS):
         if column in runs.columns:
             table[column] = pd.to_numeric(runs[column], errors="coerce").to_numpy()
+    points = _aggregate(table, aggregate)
     return FitTable(
-        points=_aggregate(table, aggregate),
+        points=points,
         excluded=tuple(excluded),
         params_convention=params_convention,
         flops_source="6ND" if flops_computed else flops_column,
         aggregate=aggregate,
+        warnings=tuple(_lr_edge_warnings(points) + _short_run_warnings(points)),
     )
 
 
@@ -145,6 +167,20 @@ def _drop_unfinished(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[Excluded]]:
         for run_id, status, detail in zip(run_ids, unfinished["status"], details, strict=True)
     ]
     return runs[done], excluded
+
+
+def _drop_short(runs: pd.DataFrame, min_steps: int) -> tuple[pd.DataFrame, list[Excluded]]:
+    """Runs with fewer than `min_steps` optimizer steps; a run whose steps are unknown is kept."""
+    if not min_steps:
+        return runs, []
+    steps = pd.to_numeric(runs["steps"], errors="coerce")
+    short = steps < min_steps
+    run_ids = runs["run_id"] if "run_id" in runs.columns else runs.index.map("row {}".format)
+    excluded = [
+        Excluded(run_id=str(run_id), reason=f"{count:.0f} optimizer steps, fewer than --min-steps {min_steps}")
+        for run_id, count in zip(run_ids[short], steps[short], strict=True)
+    ]
+    return runs[~short], excluded
 
 
 def _checked_column(runs: pd.DataFrame, column: str) -> np.ndarray:
@@ -179,17 +215,62 @@ def _examples(runs: pd.DataFrame, rows: np.ndarray, count: int = 3) -> str:
 
 
 def _aggregate(table: pd.DataFrame, aggregate: str) -> pd.DataFrame:
-    """One row per (N, D). Costs and C are means over every run at that (N, D)."""
+    """One row per (N, D). Costs and C are means over every run at that (N, D), steps the fewest."""
     keys = ["params", "tokens"]
+    grouped = table.groupby(keys)
+    if "lr" in table.columns:
+        per_lr = table.groupby(keys + ["lr"], dropna=False)["loss"].mean()  # mean over seeds
     if aggregate == "min_of_means" and "lr" in table.columns:
-        per_lr = table.groupby(keys + ["lr"], dropna=False)["loss"].mean()
         loss = per_lr.groupby(level=keys).min()
     else:
-        loss = table.groupby(keys)["loss"].agg("min" if aggregate == "min" else "mean")
-    grouped = table.groupby(keys)
+        loss = grouped["loss"].agg("min" if aggregate == "min" else "mean")
     points = pd.DataFrame({"loss": loss, "flops": grouped["flops"].mean(), "n_runs": grouped.size()})
     for column in COST_COLUMNS:
         if column in table.columns:
             points[column] = grouped[column].mean()
+    if "steps" in table.columns:
+        points["steps"] = grouped["steps"].min()
+    if "lr" in table.columns:
+        per_lr = per_lr.reset_index()
+        by_point = per_lr.groupby(keys)
+        points["lr"] = per_lr.loc[by_point["loss"].idxmin()].set_index(keys)["lr"]
+        points["lr_low"], points["lr_high"] = by_point["lr"].min(), by_point["lr"].max()
+        points["n_lrs"] = by_point["lr"].nunique()
     points = points.reset_index()
     return points.sort_values(["flops", "params"], kind="stable").reset_index(drop=True)
+
+
+def _lr_edge_warnings(points: pd.DataFrame) -> list[str]:
+    """Per size N, the D at which the best lr is the smallest or largest of the several tried there."""
+    if "lr" not in points.columns:
+        return []
+    warnings = []
+    tried_several = points[points["n_lrs"] > 1]
+    for edge, side, beyond in (("lr_low", "smallest", "below"), ("lr_high", "largest", "above")):
+        at_edge = tried_several[tried_several["lr"] == tried_several[edge]]
+        for (params, lr, low, high, count), rows in at_edge.groupby(["params", "lr", "lr_low", "lr_high", "n_lrs"]):
+            tokens = ", ".join(f"{value:.3g}" for value in rows["tokens"])
+            warnings.append(
+                f"learning rate: at N = {params:.3g}, D = {tokens} the best lr is the {side} of the {count} tried "
+                f"({lr:.3g}, grid [{low:.3g}, {high:.3g}]): the best lr may lie {beyond} the grid, and then these "
+                f"losses are too high; extend the lr grid {beyond} {lr:.3g}"
+            )
+    return warnings
+
+
+def _short_run_warnings(points: pd.DataFrame) -> list[str]:
+    """Points that trained fewer than `design.MIN_STEPS` optimizer steps, named by D and N."""
+    if "steps" not in points.columns:
+        return []
+    short = points[points["steps"] < MIN_STEPS]
+    if short.empty:
+        return []
+    named = "; ".join(
+        f"D = {tokens:.3g} ({steps:.0f} steps) at N = {', '.join(f'{value:.3g}' for value in rows['params'])}"
+        for (tokens, steps), rows in short.groupby(["tokens", "steps"])
+    )
+    return [
+        f"{len(short)} of {len(points)} points trained fewer than {MIN_STEPS} optimizer steps (sweep.design.MIN_STEPS), "
+        f"so their loss may still be limited by optimisation and sit above the law: {named}; give them more steps "
+        f"(smaller batches or more tokens), or leave them out with --min-steps {MIN_STEPS}"
+    ]

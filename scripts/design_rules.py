@@ -30,7 +30,7 @@ def main() -> int:
     runs = load_runs(args.store, sweep=args.sweep)
     points = prepare_table(runs).points
     steps = runs[runs["status"] == "done"].groupby(["params", "tokens"])["steps"].min()
-    points = points.join(steps, on=["params", "tokens"])
+    points = points.drop(columns="steps", errors="ignore").join(steps, on=["params", "tokens"])
     held_out = points.iloc[len(points) - args.holdout:]
     print(f"held out: " + ", ".join(f"N={row.params:,} D={row.tokens:,} loss {row.loss:.4f}" for row in held_out.itertuples()))
     print(f"{'min steps':>9} {'points':>6} {'E':>6} {'alpha':>6} {'beta':>6}  held-out errors")

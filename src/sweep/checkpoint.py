@@ -7,20 +7,44 @@ never arbitrary pickled code.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import torch
 
+from sweep.atomic import atomic_write
+
 
 def save(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: _save_to(f, state), binary=True)
+
+
+class _Writes:
+    """A file that remembers the OSError its last write raised: torch.save's zip writer reports a
+    failed write (a full disk) as a RuntimeError about file positions."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _save_to(file, state: dict) -> None:
+    writes = _Writes(file)
+    try:
+        torch.save(state, writes)
+    except RuntimeError:
+        if writes.error is not None:
+            raise writes.error from None
+        raise
 
 
 def load(path: Path) -> dict | None:

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from sweep.atomic import atomic_write
 from sweep.config import RunSpec, spec_from_dict
 from sweep.errors import SweepError
 from sweep.flops import param_counts, training_flops
@@ -42,14 +43,8 @@ COLUMNS = [
 
 
 def write_json(path: Path, obj: dict) -> None:
-    """Atomically replace `path` with `obj` as JSON: write a temporary file, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Atomically replace `path` with `obj` as JSON."""
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
 
 
 def read_json(path: Path) -> dict | None:
@@ -145,9 +140,7 @@ class Store:
         if not kept:
             path.unlink(missing_ok=True)
             return
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in kept))
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: f.write("".join(json.dumps(row, sort_keys=True) + "\n" for row in kept)))
 
     def append_metrics(self, directory: Path, row: dict) -> None:
         line = json.dumps(row, sort_keys=True) + "\n"

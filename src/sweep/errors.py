@@ -15,3 +15,8 @@ class ConfigError(SweepError):
 
 class InputError(SweepError):
     """A table, a store or a file given to a command cannot be used as it is."""
+
+
+class StoreWriteError(Exception):
+    """The store could not be written in the middle of a sweep (a full disk, a mount gone read-only).
+    The sweep stops: the run in flight goes back to pending, finished runs stay, the CLI exits 1."""

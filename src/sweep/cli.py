@@ -1,7 +1,9 @@
 """The `sweep` command line: parse, call the library, map errors to exit codes.
 
-Exit codes: 0 success; 1 some runs failed or diverged; 2 bad input (message, no traceback);
-130 interrupted by Ctrl-C.
+Exit codes: 0 success (for `sweep run`: every run of the sweep is done); 1 some runs failed or
+diverged, or the store could not be written mid-sweep; 2 bad input (message, no traceback); 3 (`sweep
+run`) no run failed, but some are held by other runners still training them, or were left unfinished
+by one; 130 interrupted by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import signal
 import sys
 from enum import Enum
@@ -84,7 +87,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
     from sweep.config import expand
     from sweep.data import load_corpus
     from sweep.design import MIN_STEPS
-    from sweep.executors import packing, pending, run_local, run_pool
+    from sweep.executors import packing, pending, run_local, run_pool, sweep_state
     from sweep.progress import PlainReporter, RichReporter
     from sweep.report import plan_table
     from sweep.store import Store, spec_columns
@@ -100,6 +103,8 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
     device = resolve_device(sweep_config.device)
     corpus = load_corpus(sweep_config.data)
     specs = expand(sweep_config, corpus.sha256, corpus.vocab_size)
+    if not dry_run:
+        _check_writable(store_path)  # after every check of the config, so bad input writes nothing
     store = Store(store_path)
 
     todo = pending(specs, store, options) if store_path.is_dir() else specs
@@ -156,13 +161,40 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
                   f"{len(outcome.failed)} failed, {len(outcome.diverged)} diverged; store {store_path / sweep_config.name}",
                   highlight=False)
     console.print(_flops_summary(specs), highlight=False)
-    for run_id in outcome.failed + outcome.diverged:
-        console.print(f"  not done: {run_id} (see sweep ls)", highlight=False)
+    raise typer.Exit(_exit_code(outcome, sweep_state(specs, store)))
+
+
+def _exit_code(outcome, state) -> int:
+    """What `sweep run` exits with, from the store's state of every run of the sweep (module docstring)."""
+    if outcome.store_error:
+        errors.print(f"error: {outcome.store_error}; the run in flight goes back to pending and finished runs are "
+                     "kept: make room and run the same command again", markup=False, highlight=False)
+        return 1
     if outcome.interrupted:
         console.print("interrupted: finished runs are kept; run the same command again to continue")
-        raise typer.Exit(130)
-    if not outcome.ok:
-        raise typer.Exit(1)
+        return 130
+    for run_id in state.failed:
+        console.print(f"  not done: {run_id} (failed or diverged; see sweep ls)", highlight=False)
+    if state.failed:
+        return 1
+    if state.held or state.left:
+        console.print(f"not done here: {len(state.held)} runs held by other runners still training them, "
+                      f"{len(state.left)} left unfinished by one that stopped; run the same command again to "
+                      "wait for or take over what is left (exit code 3)", highlight=False)
+        return 3
+    return 0
+
+
+def _check_writable(store_path: Path) -> None:
+    """Refuse a store that cannot be written, before anything trains: under a file, on a read-only
+    mount, without permission."""
+    probe = store_path / f".sweep-write-test.{os.getpid()}"
+    try:
+        store_path.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise SweepError(f"--store: cannot write to {store_path} ({err.strerror or type(err).__name__})") from None
 
 
 def _flops_summary(specs) -> str:

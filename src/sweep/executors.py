@@ -9,13 +9,16 @@ on; Ctrl-C puts the runs in flight back to pending and stops, leaving every fini
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
 import multiprocessing
 import os
 import platform
 import queue
 import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -26,9 +29,10 @@ import torch
 
 import sweep
 from sweep import checkpoint
-from sweep.claims import try_claim
+from sweep.claims import CLAIM, Claim, ClaimLost, is_stale, try_claim
 from sweep.config import DataConfig, RunSpec, spec_from_dict
 from sweep.data import Corpus, load_corpus
+from sweep.errors import StoreWriteError, SweepError
 from sweep.flops import flops_per_token, training_flops
 from sweep.store import FINISHED, Store, metrics_through, run_status, spec_columns
 from sweep.train import RunResult, train
@@ -51,10 +55,11 @@ class SweepOutcome:
     failed: list[str] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
     interrupted: bool = False
+    store_error: str | None = None  # the store could not be written: the sweep stopped
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.diverged or self.interrupted)
+        return not (self.failed or self.diverged or self.interrupted or self.store_error)
 
 
 @dataclass(frozen=True)
@@ -214,10 +219,37 @@ class Plan:
                 saved.unlink(missing_ok=True)
 
 
+@dataclass
+class SweepState:
+    """Where every run of a sweep stands in the store once a runner is through with it."""
+
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # failed or diverged
+    held: list[str] = field(default_factory=list)  # claimed by a live runner elsewhere
+    left: list[str] = field(default_factory=list)  # neither: pending, or running with a stale claim
+
+
+def sweep_state(specs: list[RunSpec], store: Store) -> SweepState:
+    state = SweepState()
+    for spec in specs:
+        status = store.status(spec)["status"]
+        claim = store.run_dir(spec) / CLAIM
+        if status in FINISHED:
+            (state.done if status == "done" else state.failed).append(spec.run_id)
+        elif claim.exists() and not is_stale(claim):
+            state.held.append(spec.run_id)
+        else:
+            state.left.append(spec.run_id)
+    return state
+
+
 def _begin(specs: list[RunSpec], store: Store, options: Options, reporter: Reporter) -> tuple[Plan, SweepOutcome]:
     """Register every spec in the store, list the unfinished ones and announce the sweep."""
-    for spec in specs:
-        store.register(spec)
+    try:
+        for spec in specs:
+            store.register(spec)
+    except OSError as err:  # nothing has trained yet: the store itself is the problem
+        raise SweepError(f"--store: cannot write to {store.root} ({type(err).__name__}: {err})") from err
     todo = pending(specs, store, options)
     reporter.sweep_started(specs, todo, spent_flops(todo)[0])
     return Plan(todo, store, options), SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))
@@ -270,50 +302,89 @@ def _resume_state(task: Task, store: Store) -> tuple[dict | None, list[dict]]:
     return state, metrics_through(directory, state["step"] if state else 0)
 
 
+def _fenced(claim: Claim, write):
+    """`write`, made only while this runner still holds `claim` (else ClaimLost, nothing written). An
+    OSError from it is the store's (a full disk, a read-only mount), not the run's."""
+    def guarded(*args, **kwargs):
+        claim.check()
+        try:
+            return write(*args, **kwargs)
+        except OSError as err:
+            raise StoreWriteError(f"cannot write to the store ({type(err).__name__}: {err})") from err
+    return guarded
+
+
+def _watched(claim: Claim, progress):
+    """`progress`, which first stops the run (ClaimLost) if the heartbeat found the claim taken over."""
+    def watched(row: dict) -> None:
+        if claim.lost.is_set():
+            claim.check()
+        progress(row)
+    return watched
+
+
 def _train_task(task: Task, store: Store, corpus: Corpus, device: torch.device, options: Options,
                 started, progress) -> dict | None:
-    """Claim, train (resuming where it can) and record one task. None if another runner holds it or
-    finished it meanwhile. KeyboardInterrupt puts it back to pending and propagates; its checkpoint
+    """Claim, train (resuming where it can) and record one task. None if another runner holds it,
+    finished it meanwhile, or took it over while it trained (then nothing more is written to it).
+    KeyboardInterrupt puts it back to pending and propagates, as StoreWriteError does; its checkpoint
     stays for the next attempt."""
     spec = task.spec
     directory = store.trunk_dir(spec) if task.kind == "trunk" else store.run_dir(spec)
-    claim = try_claim(directory)
+    try:
+        claim = try_claim(directory)
+    except OSError as err:
+        raise StoreWriteError(f"cannot write to the store ({type(err).__name__}: {err})") from err
     if claim is None:
         return None
-    with claim:
-        if task.kind != "trunk" and _finished(store.status(spec)["status"], options):
-            return None  # finished by another runner after this one listed it
+    try:
+        with claim:
+            return _train_claimed(task, store, directory, claim, corpus, device, options, started, progress)
+    except ClaimLost:
+        return None
+
+
+def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Corpus, device: torch.device,
+                   options: Options, started, progress) -> dict | None:
+    spec = task.spec
+    guard = functools.partial(_fenced, claim)
+    if task.kind != "trunk" and _finished(store.status(spec)["status"], options):
+        return None  # finished by another runner after this one listed it
+    if task.kind == "trunk":
+        needed = tuple(step for step in task.snapshot_steps if not (directory / f"branch-{step}.pt").exists())
+        if not needed:
+            return None  # another runner saved them after this one listed them
+        task = Task("trunk", dataclasses.replace(spec, tokens=needed[-1] * spec.train.batch_tokens), needed)
+        spec = task.spec
+    started()
+    state, kept = _resume_state(task, store)
+    guard(store.set_status)(directory, "running", attempt=True)
+    guard(store.start_metrics)(directory, kept)
+    checkpoint_path = directory / "checkpoint.pt"
+    weights = None
+    if options.keep_weights and task.kind != "trunk":
+        weights = guard(lambda weights: checkpoint.save(directory / "model.pt", {"model": weights}))
+    try:
+        result = train(spec, corpus, device, log=guard(lambda row: store.append_metrics(directory, row)),
+                       progress=_watched(claim, progress), resume=state,
+                       save_checkpoint=guard(lambda s: checkpoint.save(checkpoint_path, s)), final_weights=weights,
+                       snapshot_steps=frozenset(task.snapshot_steps),
+                       save_snapshot=guard(lambda s: checkpoint.save(directory / f"branch-{s['step']}.pt", s)))
+        record = result_record(spec, result, corpus, device)
         if task.kind == "trunk":
-            needed = tuple(step for step in task.snapshot_steps if not (directory / f"branch-{step}.pt").exists())
-            if not needed:
-                return None  # another runner saved them after this one listed them
-            task = Task("trunk", dataclasses.replace(spec, tokens=needed[-1] * spec.train.batch_tokens), needed)
-            spec = task.spec
-        started()
-        state, kept = _resume_state(task, store)
-        store.set_status(directory, "running", attempt=True)
-        store.start_metrics(directory, kept)
-        checkpoint_path = directory / "checkpoint.pt"
-        weights = None
-        if options.keep_weights and task.kind != "trunk":
-            weights = lambda weights: checkpoint.save(directory / "model.pt", {"model": weights})  # noqa: E731
-        try:
-            result = train(spec, corpus, device, log=lambda row: store.append_metrics(directory, row),
-                           progress=progress, resume=state,
-                           save_checkpoint=lambda s: checkpoint.save(checkpoint_path, s), final_weights=weights,
-                           snapshot_steps=frozenset(task.snapshot_steps),
-                           save_snapshot=lambda s: checkpoint.save(directory / f"branch-{s['step']}.pt", s))
-            record = result_record(spec, result, corpus, device)
-            if task.kind == "trunk":
-                record["trunk_id"] = spec.trunk_id
-        except KeyboardInterrupt:
-            store.set_status(directory, "pending", reason="interrupted")
-            raise
-        except Exception as err:  # noqa: BLE001 - any error in one run is that run's failure
-            record = failure_record(spec, err, corpus, device)
-        store.finish(directory, record)
-        checkpoint_path.unlink(missing_ok=True)
-        return record
+            record["trunk_id"] = spec.trunk_id
+    except (KeyboardInterrupt, StoreWriteError) as stop:
+        with contextlib.suppress(ClaimLost, StoreWriteError):  # on a full disk even this may not be written
+            reason = "interrupted" if isinstance(stop, KeyboardInterrupt) else str(stop)
+            guard(store.set_status)(directory, "pending", reason=reason)
+        raise
+    except ClaimLost:
+        raise
+    except Exception as err:  # noqa: BLE001 - any other error in one run is that run's failure
+        record = failure_record(spec, err, corpus, device)
+    guard(store.finish)(directory, record)
+    guard(checkpoint_path.unlink)(missing_ok=True)
+    return record
 
 
 def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.device,
@@ -321,54 +392,83 @@ def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.
     """Train every unfinished spec in this process, one task after another."""
     plan, outcome = _begin(specs, store, options, reporter)
     index = 0
-    while plan.remaining():
-        _strand(outcome, plan, reporter)
-        ready = plan.ready()
-        if not ready:
-            if plan.remaining():
-                time.sleep(1.0)  # branches wait for a trunk that another runner holds
-            continue
-        task = ready[0]
-        plan.start(task)
-        try:
+    try:
+        while plan.remaining():
+            _strand(outcome, plan, reporter)
+            ready = plan.ready()
+            if not ready:
+                if plan.remaining():
+                    time.sleep(1.0)  # branches wait for a trunk that another runner holds
+                continue
+            task = ready[0]
+            plan.start(task)
             record = _train_task(task, store, corpus, device, options,
                                  lambda t=task, i=index: reporter.run_started(t, i, i + len(plan.ready()) + 1),
                                  lambda row, t=task: reporter.run_progress(t, row))
-        except KeyboardInterrupt:
-            outcome.interrupted = True
-            break
-        index += 1
-        _finish(outcome, plan, reporter, task, record)
+            index += 1
+            _finish(outcome, plan, reporter, task, record)
+    except (KeyboardInterrupt, StoreWriteError, OSError) as stop:
+        _stopped(outcome, stop)
     outcome.taken += plan.finished_elsewhere
     return outcome
 
 
-def _next_task(tasks, parent: int):
-    """The next task dict, or None when the queue says stop or the parent process is gone (killed
-    runners must not leave workers waiting forever; the task in flight was finished and recorded)."""
-    while True:
+def _stopped(outcome: SweepOutcome, stop: BaseException) -> None:
+    """Record why a sweep stopped early: Ctrl-C, or a store that cannot be written."""
+    if isinstance(stop, KeyboardInterrupt):
+        outcome.interrupted = True
+    elif isinstance(stop, StoreWriteError):
+        outcome.store_error = str(stop)
+    else:
+        outcome.store_error = f"cannot write to the store ({type(stop).__name__}: {stop})"
+
+
+def _next_task(tasks, parent_gone):
+    """The next task dict, or None when the queue says stop or the parent process is gone (a killed
+    runner must not leave workers training: the next runner takes their runs over)."""
+    while not parent_gone.is_set():
         try:
-            return tasks.get(timeout=1.0)
+            return tasks.get(timeout=0.5)
         except queue.Empty:
-            if os.getppid() != parent:
-                return None
+            pass
+    return None
+
+
+def _watch_parent(parent: int, gone: threading.Event) -> None:
+    """Set `gone` once the process that started this one has exited (this one is then re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    gone.set()
 
 
 def _worker(store_root: str, data: dict, device_name: str, threads: int, options: Options, tasks, events) -> None:
-    """A worker process: load the corpus once, then train tasks from `tasks` until a None."""
-    parent = os.getppid()
+    """A worker process: load the corpus once, then train tasks from `tasks` until a None, or until
+    its parent is gone: then the run in flight stops at its next logging step and goes back to pending."""
+    parent_gone = threading.Event()
+    threading.Thread(target=_watch_parent, args=(os.getppid(), parent_gone), daemon=True).start()
+
+    def progress(name: str, row: dict) -> None:
+        if parent_gone.is_set():
+            raise KeyboardInterrupt  # as Ctrl-C would: _train_task puts the run back to pending
+        events.put(("progress", name, row))
+
     try:
         torch.set_num_threads(threads)
         corpus = load_corpus(DataConfig(**data))
         device, store = torch.device(device_name), Store(store_root)
-        while (payload := _next_task(tasks, parent)) is not None:
+        while (payload := _next_task(tasks, parent_gone)) is not None:
             task = Task.from_dict(payload)
             record = _train_task(task, store, corpus, device, options,
                                  lambda name=task.name: events.put(("started", name, os.getpid())),
-                                 lambda row, name=task.name: events.put(("progress", name, row)))
+                                 functools.partial(progress, task.name))
             events.put(("ended", task.name, record))
     except KeyboardInterrupt:
         pass  # the task in flight was put back to pending by _train_task
+    except StoreWriteError as err:
+        events.put(("store_error", "", str(err)))
+    finally:
+        if parent_gone.is_set():
+            events.cancel_join_thread()  # nobody reads the pipe any more: exit without flushing it
 
 
 def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch.device, workers: int,
@@ -415,6 +515,8 @@ def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch
                 started += 1
             elif kind == "progress":
                 reporter.run_progress(by_name[name], payload)
+            elif kind == "store_error":
+                raise StoreWriteError(payload)
             else:
                 in_flight = {pid: task for pid, task in in_flight.items() if task != name}
                 _finish(outcome, plan, reporter, by_name[name], payload)
@@ -425,8 +527,10 @@ def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch
             tasks.put(None)
         for process in processes:
             process.join(timeout=30)
-    except KeyboardInterrupt:
-        outcome.interrupted = True
+    except (KeyboardInterrupt, StoreWriteError, OSError) as stop:
+        # Stop every worker as Ctrl-C does (their runs go back to pending): interrupted, or the store
+        # cannot be written, which the other workers would find too.
+        _stopped(outcome, stop)
         for process in processes:  # a terminal's Ctrl-C reached them too; SIGTERM to us did not
             if process.is_alive():
                 os.kill(process.pid, signal.SIGINT)

@@ -306,12 +306,16 @@ def fit(
 ):
     """Fit scaling laws to a run store or a table: 95% intervals, a rollout check, the best-extrapolating L(N, D)."""
     from sweep.laws import FLOPS_COLUMNS, fit_report, prepare_table, read_table, save_laws
+    from sweep.limits import cut
     from sweep.report import fit_tables
     from sweep.store import load_runs
 
     if out is not None and out.exists() and not out.is_dir():
         raise SweepError(f"--out: {out} exists and is not a directory")
     runs = load_runs(source) if source.is_dir() else read_table(source)
+    if runs.empty:
+        raise SweepError(f"{cut(str(source), 200)}: the {'store' if source.is_dir() else 'table'} holds no runs; "
+                         "nothing to fit")
     table = prepare_table(runs, sweep=sweep, params_convention=params_convention.value,
                           flops_column=FLOPS_COLUMNS[flops_convention.value], aggregate=aggregate.value,
                           min_steps=min_steps)
@@ -348,7 +352,7 @@ def predict(
 ):
     """Answer a budget question from fitted laws: the compute-optimal model for C, or the loss at (N, D),
     from the law `sweep fit` chose, with 95% intervals."""
-    from sweep.config import ModelConfig, shape_for_params
+    from sweep.config import ModelConfig, params_rule_limit, shape_for_params
     from sweep.laws import load_laws, predict_compute_optimal, predict_loss_at
     from sweep.report import prediction_table
 
@@ -359,7 +363,8 @@ def predict(
     if flops is not None:
         answer = predict_compute_optimal(laws, flops=flops).to_json()
         n_opt = answer["params"]["value"]
-        if laws.params_convention == "non_embedding" and n_opt and n_opt >= 1000:
+        # The params rule's shape, where it reaches N_opt (beyond its widest shape it would name that one).
+        if laws.params_convention == "non_embedding" and n_opt and 1000 <= n_opt <= params_rule_limit(ModelConfig()):
             shape = shape_for_params(int(n_opt), ModelConfig(params=(int(n_opt),)), seq_len=seq_len, vocab_size=256)
             shape_name = f"{shape.name} (d_ff {shape.d_ff}; the config's params rule, byte vocabulary, T={seq_len})"
             answer["shape"] = {"n_layers": shape.n_layers, "d_model": shape.d_model, "n_heads": shape.n_heads}

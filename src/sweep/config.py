@@ -3,7 +3,10 @@
 Loading follows one order (litgpt's `Config.__post_init__`): fill defaults, validate, then derive.
 Every problem is collected with its key path and reported together; an unknown key names the
 nearest valid one (nanoGPT's configurator refuses unknown keys too). PyYAML reads `1e6` as a string
-(YAML 1.1 wants a dot), so numeric fields accept numeric strings.
+(YAML 1.1 wants a dot), so numeric fields accept numeric strings. YAML is read strictly (`_ConfigLoader`):
+no alias bombs, no nesting deeper than a config needs, no key given twice. Sizes, threads, seeds and
+the memory a run needs are bounded (`limits.py`) before anything is allocated, and a message echoes
+at most about 60 characters of any value.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from typing import Any
 
 import yaml
 
+from sweep import limits
 from sweep.errors import ConfigError, SweepError
 from sweep.flops import flops_per_token, param_counts
+from sweep.limits import cut, shown
+from sweep.strict_yaml import load_yaml
 from sweep.shape import ACTIVATIONS, NORMS, POSITIONS, ModelShape, default_d_ff, default_heads
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -32,6 +38,7 @@ BIN_DTYPES = ("uint8", "uint16")
 SCHEDULES = ("cosine", "wsd")
 DECAYS = ("linear", "sqrt")
 LR_RULES = ("auto", "kaplan")
+DEFAULT_VAL_TOKENS = 65536
 
 
 def _choices(*allowed: str) -> dict:
@@ -43,7 +50,9 @@ class DataConfig:
     corpus: str = "stdlib"  # 'stdlib', a text file, a directory or glob of text files, or a token .bin
     seq_len: int = 256
     val_fraction: float = 0.02  # share of documents held out for validation
-    val_tokens: int = 65536  # size of the fixed validation set each evaluation reads
+    # Targets of the fixed validation set each evaluation reads. A value given must fit in the
+    # validation split (`data.load_corpus`); the default is a cap, so a small corpus reads all of its split.
+    val_tokens: int = DEFAULT_VAL_TOKENS
     chunk_tokens: int = 65536  # a single file or .bin is cut into documents of this many tokens
     bin_dtype: str = field(default="uint16", metadata=_choices(*BIN_DTYPES))
     vocab_size: int = 0  # .bin corpora: 0 = largest token + 1; text is always bytes (256)
@@ -218,6 +227,13 @@ def shape_for_params(target: int, model: ModelConfig, seq_len: int, vocab_size: 
     return best
 
 
+def params_rule_limit(model: ModelConfig) -> int:
+    """The most non-embedding parameters `shape_for_params` reaches: those of its widest shape."""
+    widest = _width_grid()[-1]
+    shape = _shape(model, depth_for_width(widest, model.aspect_ratio), widest, 0, 0, seq_len=256, vocab_size=256)
+    return param_counts(shape).non_embedding
+
+
 # `lr: auto`: lr*(N) = LR_AUTO_COEFFICIENT · N^-LR_AUTO_EXPONENT, N non-embedding, fit to the best
 # learning rate of an lr grid (1e-3 to 3.2e-2) at 12k, 99k and 332k parameters on this engine: wsd,
 # 2M tokens, 1024-token batches, AdamW, byte-level stdlib text; optima 0.0164, 0.0067, 0.0028
@@ -316,50 +332,63 @@ def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) 
 def load_config(path: str | Path, overrides: list[str] = ()) -> SweepConfig:
     """Read a sweep YAML, apply `--set key.path=value` overrides, validate everything at once."""
     path = Path(path)
+    name = cut(str(path), 200)
+    if path.is_dir():
+        raise SweepError(f"config: {name} is a directory, not a YAML file")
     if not path.is_file():
-        raise SweepError(f"config file not found: {path}")
+        raise SweepError(f"config file not found: {name}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text(), f"{name}:")
     except yaml.YAMLError as err:
-        raise SweepError(f"{path}: not valid YAML: {err}") from None
+        raise SweepError(f"{name}: not valid YAML: {cut(str(err), 400)}") from None
     except UnicodeDecodeError:
-        raise SweepError(f"{path}: not a text file") from None
+        raise SweepError(f"{name}: not a text file") from None
     if not isinstance(raw, dict):
-        raise SweepError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+        raise SweepError(f"{name}: expected a mapping of keys at the top level, got {type(raw).__name__}")
     for override in overrides:
         _apply_override(raw, override)
     return parse_config(raw)
 
 
-def parse_config(raw: dict) -> SweepConfig:
+def parse_config(raw: dict, memory_bytes: int | None = None) -> SweepConfig:
+    """Validate a config read from YAML. `memory_bytes` is what one run may use: by default this
+    machine's RAM (`limits.physical_memory_bytes`)."""
     problems: list[str] = []
-    if sum(bool(raw.get(key)) for key in ("tokens", "flops", "tokens_per_param")) != 1:  # known before parsing
+    if sum(_given(raw, key) for key in ("tokens", "flops", "tokens_per_param")) != 1:  # known before parsing
         problems.append("tokens: give exactly one of 'tokens' (training-token budgets), 'flops' (compute budgets) "
                         "or 'tokens_per_param' (ratios r: each size trains r·N tokens)")
     config = _build(SweepConfig, raw, "", problems)
+    if not problems:
+        _check_memory(config, limits.physical_memory_bytes() if memory_bytes is None else memory_bytes, problems)
     if problems:
         raise ConfigError(problems)
     return config
 
 
+def _given(raw: dict, key: str) -> bool:
+    """Present with a value: `tokens: 0` is given (and then refused as not positive), `tokens: []` is not."""
+    return key in raw and raw[key] is not None and raw[key] != [] and raw[key] != ""
+
+
 def _apply_override(raw: dict, override: str) -> None:
     key, sep, text = override.partition("=")
-    if not sep or not key.strip():
-        raise SweepError(f"--set {override!r}: expected key.path=value, e.g. train.lr=1e-3")
+    key = key.strip()
+    if not sep or not key:
+        raise SweepError(f"--set {shown(override)}: expected key.path=value, e.g. train.lr=1e-3")
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text, "--set", root=cut(key))
     except yaml.YAMLError:
         value = text
     node: Any = raw
-    parts = key.strip().split(".")
+    parts = key.split(".")
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise SweepError(f"--set {key}: {'.'.join(parts[:depth])} has no item {part!r}")
+                raise SweepError(f"--set {cut(key)}: {cut('.'.join(parts[:depth]))} has no item {shown(part)}")
             part = int(part)
         elif not isinstance(node, dict):
-            raise SweepError(f"--set {key}: {'.'.join(parts[:depth])} is not a mapping")
+            raise SweepError(f"--set {cut(key)}: {cut('.'.join(parts[:depth]))} is not a mapping")
         if last:
             node[part] = value
         else:
@@ -378,7 +407,7 @@ def _build(cls, raw: Any, path: str, problems: list[str]):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values, before = {}, len(problems)
     for key, value in raw.items():
-        key_path = f"{path}.{key}" if path else str(key)
+        key_path = f"{path}.{cut(str(key))}" if path else cut(str(key))
         if key not in fields:
             near = difflib.get_close_matches(str(key), fields, n=1)
             hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(fields)}"
@@ -429,7 +458,7 @@ def _coerce(value: Any, hint: Any, f: dataclasses.Field, path: str, problems: li
             return None
         allowed = f.metadata.get("choices")
         if allowed and value not in allowed:
-            problems.append(f"{path}: {value!r} is not one of {', '.join(allowed)}")
+            problems.append(f"{path}: {shown(value)} is not one of {', '.join(allowed)}")
         return value
     raise TypeError(f"no coercion for {hint}")  # a programming error, not a user's
 
@@ -440,7 +469,7 @@ def _coerce_lr(value: Any, path: str, problems: list[str]):
     items = value if isinstance(value, list) else [value]
     numbers = [_number(item) for item in items]
     if not items or any(n is None or n <= 0 for n in numbers):
-        problems.append(f"{path}: expected a positive number, a list of them, 'auto' or 'kaplan', got {value!r}")
+        problems.append(f"{path}: expected a positive number, a list of them, 'auto' or 'kaplan', got {shown(value)}")
         return None
     return tuple(float(n) for n in numbers)
 
@@ -449,7 +478,10 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return value if math.isfinite(value) else None
+        try:
+            return value if math.isfinite(value) else None
+        except OverflowError:  # an integer beyond float range: no size, budget or seed is that large
+            return None
     if isinstance(value, str):
         try:
             number = float(value)
@@ -464,7 +496,7 @@ def _kind(value: Any) -> str:
         return "nothing (null)"
     if isinstance(value, (dict, list)):
         return f"a {'mapping' if isinstance(value, dict) else 'list'}"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {shown(value)}"
 
 
 def _need(problems: list[str], ok: bool, message: str) -> None:
@@ -480,6 +512,7 @@ def _check_data(data: DataConfig, path: str, problems: list[str]) -> None:
     need(data.val_tokens >= data.seq_len, f"val_tokens: {data.val_tokens} is less than one sequence ({data.seq_len})")
     need(data.chunk_tokens >= 2 * data.seq_len, f"chunk_tokens: {data.chunk_tokens} must be at least 2 × seq_len")
     need(data.vocab_size >= 0, f"vocab_size: {data.vocab_size} must be 0 (auto) or positive")
+    need(data.vocab_size <= limits.MAX_VOCAB, f"vocab_size: {shown(data.vocab_size)} is more than {limits.MAX_VOCAB:,}")
 
 
 def _check_model(model: ModelConfig, path: str, problems: list[str]) -> None:
@@ -488,21 +521,30 @@ def _check_model(model: ModelConfig, path: str, problems: list[str]) -> None:
          ": give exactly one of 'sizes' (explicit shapes) or 'params' (target non-embedding params)")
     need(model.aspect_ratio >= 1, f".aspect_ratio: {model.aspect_ratio} must be at least 1")
     need(model.head_dim >= 2 and model.head_dim % 2 == 0, f".head_dim: {model.head_dim} must be even and at least 2")
+    limit = params_rule_limit(model) if model.params and model.aspect_ratio >= 1 else math.inf
     for i, n in enumerate(model.params):
         need(n >= 1000, f".params[{i}]: {n} is too small (at least 1000 non-embedding parameters)")
+        need(n <= limit, f".params[{i}]: {n:.3g} is more than the params rule's largest shape holds "
+                         f"({limit:.3g} non-embedding parameters); give model.sizes instead")
     for i, size in enumerate(model.sizes):
-        where = f".sizes[{i}]"
-        sane = size.n_layers >= 1 and size.d_model >= 1 and size.n_heads >= 0 and size.d_ff >= 0
-        need(size.n_layers >= 1, f"{where}.n_layers: {size.n_layers} must be at least 1")
-        need(size.d_model >= 1, f"{where}.d_model: {size.d_model} must be at least 1")
-        need(size.n_heads >= 0, f"{where}.n_heads: {size.n_heads} must be positive")
-        need(size.d_ff >= 0, f"{where}.d_ff: {size.d_ff} must be positive")
-        if not sane:
-            continue
-        heads = size.n_heads or default_heads(size.d_model, model.head_dim)
-        need(size.d_model % heads == 0, f"{where}: d_model {size.d_model} is not divisible by n_heads {heads}")
-        rotary_ok = model.positions != "rotary" or size.d_model % heads or (size.d_model // heads) % 2 == 0
-        need(rotary_ok, f"{where}: rotary positions need an even head size, got d_model/n_heads = {size.d_model / heads:g}")
+        _check_size(size, model, f"{path}.sizes[{i}]", problems)
+
+
+def _check_size(size: SizeConfig, model: ModelConfig, where: str, problems: list[str]) -> None:
+    need = lambda ok, message: _need(problems, ok, f"{where}{message}")  # noqa: E731
+    before = len(problems)
+    for name, limit in (("n_layers", limits.MAX_LAYERS), ("d_model", limits.MAX_D_MODEL), ("d_ff", limits.MAX_D_FF)):
+        need(getattr(size, name) <= limit, f".{name}: {shown(getattr(size, name))} is more than {limit:,}")
+    need(size.n_layers >= 1, f".n_layers: {size.n_layers} must be at least 1")
+    need(size.d_model >= 1, f".d_model: {size.d_model} must be at least 1")
+    need(size.n_heads >= 0, f".n_heads: {size.n_heads} must be positive")
+    need(size.d_ff >= 0, f".d_ff: {size.d_ff} must be positive")
+    if len(problems) > before:
+        return
+    heads = size.n_heads or default_heads(size.d_model, model.head_dim)
+    need(size.d_model % heads == 0, f": d_model {size.d_model} is not divisible by n_heads {shown(heads)}")
+    rotary_ok = model.positions != "rotary" or size.d_model % heads or (size.d_model // heads) % 2 == 0
+    need(rotary_ok, f": rotary positions need an even head size, got d_model/n_heads = {size.d_model / heads:g}")
 
 
 def _check_train(train: TrainConfig, path: str, problems: list[str]) -> None:
@@ -516,6 +558,7 @@ def _check_train(train: TrainConfig, path: str, problems: list[str]) -> None:
     need(0 <= train.beta2 < 1, f"beta2: {train.beta2} must be in [0, 1)")
     need(train.evals >= 0, f"evals: {train.evals} must be non-negative")
     need(train.threads >= 0, f"threads: {train.threads} must be non-negative (0 = all cores)")
+    need(train.threads <= limits.MAX_THREADS, f"threads: {shown(train.threads)} is more than {limits.MAX_THREADS}")
     need(train.checkpoint_every >= 0, f"checkpoint_every: {train.checkpoint_every} must be non-negative (0 = none)")
     need(0 <= train.cooldown <= 1, f"cooldown: {train.cooldown} must be a share of the steps in [0, 1]")
     if train.schedule == "wsd":
@@ -527,24 +570,53 @@ def _check_sweep(config: SweepConfig, path: str, problems: list[str]) -> None:
     """Rules that span sections; runs only when every section built."""
     need = lambda ok, message: _need(problems, ok, message)  # noqa: E731
     need(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", config.name)),
-         f"name: {config.name!r} must be letters, digits, '_', '-' or '.' (it names a directory)")
+         f"name: {shown(config.name)} must be letters, digits, '_', '-' or '.' (it names a directory)")
     batch, seq_len = config.train.batch_tokens, config.data.seq_len
+    shortest = _check_budgets(config, problems)
+    if shortest is not None:  # train.eval_steps spreads the evaluations over the steps
+        steps = max(1, round(shortest / batch))
+        need(config.train.evals <= steps, f"train.evals: {shown(config.train.evals)} is more than the {steps} optimizer "
+                                          f"steps of the shortest run ({shortest:,} tokens); at most one per step")
+    need(bool(config.seeds), "seeds: give at least one seed")
+    need(len(set(config.seeds)) == len(config.seeds), "seeds: repeated seed")
+    for i, seed in enumerate(config.seeds):
+        need(0 <= seed < limits.SEED_LIMIT, f"seeds[{i}]: {shown(seed)} must be at least 0 and below 2**63")
+    need(batch % seq_len == 0, f"train.batch_tokens: {batch} must be a multiple of data.seq_len ({seq_len})")
+
+
+def _check_budgets(config: SweepConfig, problems: list[str]) -> int | None:
+    """Every budget positive and at least one batch; the fewest tokens a run trains, when they all are."""
+    need = lambda ok, message: _need(problems, ok, message)  # noqa: E731
+    batch, before = config.train.batch_tokens, len(problems)
     for i, tokens in enumerate(config.tokens):
-        need(tokens >= batch, f"tokens[{i}]: {tokens:g} is less than one batch (train.batch_tokens = {batch})")
+        if tokens <= 0:
+            problems.append(f"tokens[{i}]: {tokens:g} must be positive")
+        else:
+            need(tokens >= batch, f"tokens[{i}]: {tokens:g} is less than one batch (train.batch_tokens = {batch})")
     for i, flops in enumerate(config.flops):
         need(flops > 0, f"flops[{i}]: {flops:g} must be positive")
     for i, ratio in enumerate(config.tokens_per_param):
         need(ratio > 0, f"tokens_per_param[{i}]: {ratio:g} must be positive")
-    axis = "flops" if config.flops else "tokens_per_param"
-    derived = config.flops or config.tokens_per_param
-    if derived and all(value > 0 for value in derived) and batch % seq_len == 0:
-        for shape, tokens in budgets(config):
+    if len(problems) > before or batch % config.data.seq_len:
+        return None
+    pairs = budgets(config)
+    if config.flops or config.tokens_per_param:  # each size's tokens derive from its budget
+        axis = "flops" if config.flops else "tokens_per_param"
+        for shape, tokens in pairs:
             need(tokens >= batch, f"{axis}: {shape.name} gets {tokens:,} tokens from its smallest budget, less than "
                                   f"one batch ({batch}); raise the budget or drop the size")
-    need(bool(config.seeds), "seeds: give at least one seed")
-    need(len(set(config.seeds)) == len(config.seeds), "seeds: repeated seed")
-    need(all(s >= 0 for s in config.seeds), "seeds: must be non-negative")
-    need(batch % seq_len == 0, f"train.batch_tokens: {batch} must be a multiple of data.seq_len ({seq_len})")
+    return min((tokens for _, tokens in pairs), default=None) if len(problems) == before else None
+
+
+def _check_memory(config: SweepConfig, memory_bytes: int | None, problems: list[str]) -> None:
+    """Each size's memory from its shape alone (`limits.memory_problem`), before any tensor exists."""
+    if memory_bytes is None:
+        return
+    axis = "sizes" if config.model.sizes else "params"
+    vocab_size = config.data.vocab_size or 256  # text is bytes; an auto-sized .bin vocabulary is known only from the data
+    for i, shape in enumerate(model_shapes(config, vocab_size)):
+        problem = limits.memory_problem(shape, config.device, config.train.batch_tokens, memory_bytes)
+        _need(problems, problem is None, f"model.{axis}[{i}]: {shape.name} {problem}")
 
 
 _CHECKS = {DataConfig: _check_data, ModelConfig: _check_model, TrainConfig: _check_train, SweepConfig: _check_sweep}
@@ -569,6 +641,7 @@ def spec_from_dict(record: dict) -> RunSpec:
 
 __all__ = [
     "DataConfig", "SizeConfig", "ModelConfig", "TrainConfig", "SweepConfig", "RunSpec",
-    "load_config", "parse_config", "expand", "model_shapes", "shape_for_params", "lr_for_params", "kaplan_lr",
+    "load_config", "parse_config", "expand", "model_shapes", "shape_for_params", "params_rule_limit", "lr_for_params",
+    "kaplan_lr",
     "spec_from_dict",
 ]

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sweep.config import DataConfig
+from sweep.config import DEFAULT_VAL_TOKENS, DataConfig
 from sweep.errors import SweepError
+from sweep.limits import cut, shown
 
 DOCUMENT_SEPARATOR = b"\x00"  # a byte that text files do not contain
 
@@ -48,7 +49,7 @@ def load_corpus(data: DataConfig) -> Corpus:
     """Read the corpus that `data.corpus` names and split it. Raises SweepError on a bad path."""
     documents, source, vocab_size = _documents(data)
     if len(documents) < 2:
-        raise SweepError(f"data.corpus: {data.corpus!r} holds {len(documents)} document(s); at least 2 are needed "
+        raise SweepError(f"data.corpus: {shown(data.corpus)} holds {len(documents)} document(s); at least 2 are needed "
                          "to hold one out for validation (a single file is cut into data.chunk_tokens pieces)")
     digest = hashlib.sha256()
     train_parts, val_parts = [], []
@@ -59,12 +60,23 @@ def load_corpus(data: DataConfig) -> Corpus:
         train_parts, val_parts = [d.tokens for d in documents[:-1]], [documents[-1].tokens]
     train, val = _join(train_parts), _join(val_parts)
     if len(train) <= data.seq_len or len(val) <= data.seq_len:
-        raise SweepError(f"data.corpus: {data.corpus!r} is too small for seq_len {data.seq_len} "
+        raise SweepError(f"data.corpus: {shown(data.corpus)} is too small for seq_len {data.seq_len} "
                          f"({len(train)} training and {len(val)} validation tokens)")
     if int(max(train.max(), val.max())) >= vocab_size:
         raise SweepError(f"data.vocab_size: {vocab_size} is too small for token id {int(max(train.max(), val.max()))}")
+    _check_val_tokens(data, len(val))
     return Corpus(source, digest.hexdigest(), torch.from_numpy(train), torch.from_numpy(val),
                   vocab_size, len(train_parts), len(val_parts))
+
+
+def _check_val_tokens(data: DataConfig, split_tokens: int) -> None:
+    """A validation set asked for must fit in the split, which `validation_set` would silently cut it
+    to; the default is a cap, so a small corpus evaluates on all of its split."""
+    windows = (split_tokens - 1) // data.seq_len  # whole windows of targets the split holds
+    if data.val_tokens != DEFAULT_VAL_TOKENS and data.val_tokens // data.seq_len > windows:
+        raise SweepError(f"data.val_tokens: {data.val_tokens} asked for, but the validation split holds "
+                         f"{windows * data.seq_len} ({windows} windows of seq_len {data.seq_len}); lower "
+                         "data.val_tokens or raise data.val_fraction")
 
 
 def is_validation(name: str, val_fraction: float) -> bool:
@@ -90,7 +102,7 @@ def _documents(data: DataConfig) -> tuple[list[Document], str, int]:
     if path.suffix == ".bin" and path.is_file():
         return _bin_documents(path, data)
     if path.is_dir() and (path / "train.bin").is_file():
-        raise SweepError(f"data.corpus: {path} holds nanoGPT's train.bin; name the .bin file itself")
+        raise SweepError(f"data.corpus: {cut(str(path), 200)} holds nanoGPT's train.bin; name the .bin file itself")
     if path.is_file():
         return _chunks(path.name, _read(path), data.chunk_tokens), str(path.resolve()), 256
     if path.is_dir():
@@ -100,14 +112,14 @@ def _documents(data: DataConfig) -> tuple[list[Document], str, int]:
     files = [Path(m) for m in matches if Path(m).is_file()]
     if files:
         return [_text_document(p, str(p)) for p in files], data.corpus, 256
-    raise SweepError(f"data.corpus: {data.corpus!r} is not 'stdlib', an existing file or directory, or a glob that matches files")
+    raise SweepError(f"data.corpus: {shown(data.corpus)} is not 'stdlib', an existing file or directory, or a glob that matches files")
 
 
 def _read(path: Path) -> np.ndarray:
     try:
         return np.frombuffer(path.read_bytes(), dtype=np.uint8)
     except OSError as err:
-        raise SweepError(f"data.corpus: cannot read {path}: {err.strerror}") from None
+        raise SweepError(f"data.corpus: cannot read {cut(str(path), 200)}: {err.strerror}") from None
 
 
 def _text_document(path: Path, name: str) -> Document:
@@ -125,7 +137,7 @@ def _bin_documents(path: Path, data: DataConfig) -> tuple[list[Document], str, i
     dtype = np.dtype(data.bin_dtype)
     size = path.stat().st_size
     if size % dtype.itemsize:
-        raise SweepError(f"data.corpus: {path} has {size} bytes, not a whole number of {data.bin_dtype} tokens")
+        raise SweepError(f"data.corpus: {cut(str(path), 200)} has {size} bytes, not a whole number of {data.bin_dtype} tokens")
     tokens = np.fromfile(path, dtype=dtype)
     if dtype != np.uint8:
         tokens = tokens.astype(np.int32)  # torch indexes int32 well; it has little uint16 support

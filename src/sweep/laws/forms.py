@@ -13,6 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# Fitting and predicting on a small or noisy sweep overflows and divides by zero as a matter of course
+# (an exponent run to its bound, a refit run off to infinity). Each such value is dealt with where it
+# matters (non-finite starts rank last, non-finite refits are dropped, intervals use the finite ones,
+# a fit that runs off is skipped with its reason), so numpy's RuntimeWarnings would only repeat that,
+# unreadably, in the output of `sweep fit` and `sweep predict`. Their entry points run under this.
+quiet_floats = np.errstate(all="ignore")
+
+
 @dataclass(frozen=True)
 class ChinchillaParams:
     """L(N, D) = E + A / N^alpha + B / D^beta (Hoffmann et al. 2022, eq. 2)."""

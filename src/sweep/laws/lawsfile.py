@@ -21,6 +21,7 @@ from sweep.laws.forms import ChinchillaParams
 from sweep.laws.joint import FORMS
 from sweep.laws.predict import Laws
 from sweep.laws.report import FitReport
+from sweep.limits import shown
 
 FORMAT = "sweep-laws/2"
 FORMAT_1 = "sweep-laws/1"
@@ -58,7 +59,7 @@ def load_laws(path: str | Path) -> Laws:
     try:
         return _laws_of(contents) if version == FORMAT else _laws_of_format_1(contents)
     except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise InputError(f"{path} is damaged: cannot read the law from it ({error!r})") from error
+        raise InputError(f"{path} is damaged: cannot read the law from it ({shown(error)})") from error
 
 
 def _law(law_type: type, values: dict, index: int | None = None):

@@ -15,7 +15,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from sweep.laws.allocation import EmpiricalAllocation, compute_levels
-from sweep.laws.forms import allocate, allocation_of, power_law, predict_loss
+from sweep.laws.forms import allocate, allocation_of, power_law, predict_loss, quiet_floats
 from sweep.laws.powerlaw import points_for
 from sweep.laws.predict import form_of
 from sweep.laws.report import FitReport
@@ -25,6 +25,7 @@ LABELS = {"params": "parameters N", "tokens": "tokens D", "flops": "compute C (F
 SYMBOLS = {"params": "N", "tokens": "D", "flops": "C"}
 
 
+@quiet_floats
 def write_plots(report: FitReport, out_dir: str | Path) -> list[Path]:
     """Write every figure the report has data for into `out_dir`; return the paths written."""
     out_dir = Path(out_dir)

@@ -11,7 +11,7 @@ says so.
 
 On a small sweep some refits are far from the data (an exponent near 0, a huge coefficient). Their
 predictions can overflow to inf or be NaN (no optimum when an exponent is <= 0); intervals are taken
-over the finite ones.
+over the finite ones, and the public functions run under `forms.quiet_floats`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 from sweep.errors import InputError
 from sweep.laws.bootstrap import interval, why_no_interval
+from sweep.laws.forms import quiet_floats
 from sweep.laws.joint import FORMS, JointForm, LawParams
 
 
@@ -122,8 +123,7 @@ def _loss_estimate(value: float, sampled: list[float], laws: Laws) -> LossEstima
     ci, why = _ci(sampled, laws.why)
     prediction_interval = None
     if ci is not None and laws.noise:
-        with np.errstate(over="ignore", invalid="ignore"):  # wild refits: see the module docstring
-            scattered = (np.array(sampled) * np.exp(np.array(laws.noise))).tolist()
+        scattered = (np.array(sampled) * np.exp(np.array(laws.noise))).tolist()
         prediction_interval, why = _ci(scattered, None)
     elif ci is not None:
         why = laws.why  # samples without noise draws (a sweep-laws/1 file): the law's spread only
@@ -140,6 +140,7 @@ def form_of(laws: Laws) -> JointForm:
     return FORMS[laws.form]
 
 
+@quiet_floats
 def predict_compute_optimal(laws: Laws, flops: float) -> ComputeOptimalPrediction:
     """N_opt, D_opt, D_opt/N_opt and the loss at the optimum for a budget of `flops` FLOPs."""
     _require_positive(flops=flops)
@@ -156,23 +157,28 @@ def predict_compute_optimal(laws: Laws, flops: float) -> ComputeOptimalPredictio
         return float(params_opt), float(tokens_opt), float(form.loss(params_opt, tokens_opt, law))
 
     params_opt, tokens_opt, loss_opt = optimum(laws.law)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # wild refits: see the module docstring
-        sampled = [optimum(sample) for sample in laws.samples]
+    sampled = [optimum(sample) for sample in laws.samples]
     return ComputeOptimalPrediction(
         flops=float(flops),
         params=_estimate(params_opt, [s[0] for s in sampled], laws),
         tokens=_estimate(tokens_opt, [s[1] for s in sampled], laws),
-        tokens_per_param=_estimate(tokens_opt / params_opt, [s[1] / s[0] for s in sampled], laws),
+        tokens_per_param=_estimate(_ratio(tokens_opt, params_opt), [_ratio(s[1], s[0]) for s in sampled], laws),
         loss=_loss_estimate(loss_opt, [s[2] for s in sampled], laws),
     )
 
 
+def _ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, inf or NaN where a wild refit puts an optimum at 0 or inf (float
+    division would raise)."""
+    return float(np.divide(numerator, denominator))
+
+
+@quiet_floats
 def predict_loss_at(laws: Laws, params: float, tokens: float) -> LossPrediction:
     """The law's loss for N = `params` (in the laws' convention) trained on D = `tokens`."""
     _require_positive(params=params, tokens=tokens)
     form = form_of(laws)
-    with np.errstate(over="ignore", invalid="ignore"):  # wild refits: see the module docstring
-        sampled = [float(form.loss(params, tokens, sample)) for sample in laws.samples]
+    sampled = [float(form.loss(params, tokens, sample)) for sample in laws.samples]
     return LossPrediction(
         params=float(params),
         tokens=float(tokens),

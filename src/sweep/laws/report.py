@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from sweep.errors import InputError
+from sweep.limits import shown
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.allocation import DEFAULT_COMPUTE_TOLERANCE, EmpiricalAllocation, fit_approach1, fit_isoflop
 from sweep.laws.bootstrap import LawSamples, parametric_bootstrap, why_no_interval
 from sweep.laws.chinchilla import N_PARAMETERS as CHINCHILLA_PARAMETERS
 from sweep.laws.chinchilla import ChinchillaFit
 from sweep.laws.cost import RESOURCES, SCALES, CostFit, fit_cost
-from sweep.laws.forms import ChinchillaParams, power_law
+from sweep.laws.forms import ChinchillaParams, power_law, quiet_floats
 from sweep.laws.huber import MAX_EXPONENT
 from sweep.laws.joint import FORMS, JointFit, JointForm, LawParams
 from sweep.laws.powerlaw import VARIABLES, PowerLawFit, fit_power_law, points_for
@@ -217,6 +218,7 @@ def _json_safe(value):
     return value
 
 
+@quiet_floats
 def fit_report(
     table: FitTable,
     *,
@@ -237,13 +239,9 @@ def fit_report(
     if bootstrap < 0:
         raise InputError(f"--bootstrap must be 0 or more, got {bootstrap}")
     if form not in FORM_CHOICES:
-        raise InputError(f"--form must be one of {', '.join(FORM_CHOICES)}, got {form!r}")
+        raise InputError(f"--form must be one of {', '.join(FORM_CHOICES)}, got {shown(form)}")
+    _check_holdout(len(table.points), holdout)
     n_points = len(table.points)
-    if holdout < 0 or n_points - holdout < CHINCHILLA_PARAMETERS:
-        raise InputError(
-            f"--holdout {holdout} leaves {n_points - holdout} of {n_points} points; "
-            f"the Chinchilla law needs at least {CHINCHILLA_PARAMETERS}"
-        )
     points = table.points.iloc[: n_points - holdout].reset_index(drop=True)  # sorted by flops
     held_out = table.points.iloc[n_points - holdout :].reset_index(drop=True)
     params, tokens, loss = (points[column].to_numpy() for column in ("params", "tokens", "loss"))
@@ -253,14 +251,14 @@ def fit_report(
     joint = {
         name: fit
         for name, joint_form in FORMS.items()
-        if (fit := _or_skip(name, skipped, joint_form.fit, params, tokens, loss)) is not None
+        if (fit := _or_skip(name, skipped, _finite_fit, joint_form, params, tokens, loss)) is not None
     }
     if "chinchilla" not in joint:
         raise InputError(skipped["chinchilla"])
     rolled = None
     if form == "auto" or with_rollout:
         rolled = _or_skip("rollout", skipped, rollout, points, compute_tolerance)
-    chosen, chosen_by = _choose(form, rolled, skipped, warnings)
+    chosen, chosen_by = _choose(form, rolled, joint, skipped, warnings)
 
     law_samples: dict[str, LawSamples] = {}
     laws_by_form: dict[str, Laws] = {}
@@ -325,6 +323,33 @@ def fit_report(
     )
 
 
+def _check_holdout(n_points: int, holdout: int) -> None:
+    """Enough points left to fit the Chinchilla law; --holdout is named only when it was given."""
+    if holdout < 0:
+        raise InputError(f"--holdout must be 0 or more, got {holdout}")
+    if n_points - holdout >= CHINCHILLA_PARAMETERS:
+        return
+    if holdout:
+        raise InputError(f"--holdout {holdout} leaves {n_points - holdout} of {n_points} points; "
+                         f"the Chinchilla law needs at least {CHINCHILLA_PARAMETERS}")
+    raise InputError(f"the Chinchilla law needs at least {CHINCHILLA_PARAMETERS} points (one per (N, D)); "
+                     f"the table holds {n_points}")
+
+
+def _finite_fit(form: JointForm, params, tokens, loss) -> JointFit:
+    """`form` fit from its grid; InputError when no start gives a finite objective or the fit runs off
+    to infinity: then the data do not determine the law, and it cannot predict or be saved."""
+    try:
+        fit = form.fit(params, tokens, loss)
+    except FloatingPointError:
+        raise InputError(f"the {form.name} law could not be fit: every start gave a non-finite objective") from None
+    off = [name for name, value in asdict(fit.params).items() if not math.isfinite(value)]
+    if off:
+        raise InputError(f"the {form.name} fit ran off to infinity ({', '.join(off)}): these points do not "
+                         "determine it")
+    return fit
+
+
 def bootstrapped_laws(
     form: JointForm, fit: JointFit, points: pd.DataFrame, bootstrap: int, seed: int, params_convention: str,
     flops_source: str,
@@ -354,14 +379,18 @@ def bootstrapped_laws(
     return laws, samples
 
 
-def _choose(form: str, rolled: Rollout | None, skipped: dict[str, str], warnings: list[str]) -> tuple[str, str]:
-    """(the form to predict with, why it is the one)."""
+def _choose(
+    form: str, rolled: Rollout | None, joint: Mapping[str, JointFit], skipped: dict[str, str], warnings: list[str]
+) -> tuple[str, str]:
+    """(the form to predict with, why it is the one), among the forms whose full fit succeeded."""
     if form != "auto":
+        if form not in joint:
+            raise InputError(f"--form {form}: {skipped[form]}")
         return form, "--form"
     if rolled is None:
         warnings.append(f"--form auto: no rollout check ({skipped['rollout']}); predicting with the chinchilla law")
         return "chinchilla", "default"
-    return choose_form(rolled), "rollout"
+    return choose_form(rolled, among=joint), "rollout"
 
 
 def _rollout_warnings(rolled: Rollout | None, choice: LawChoice) -> list[str]:

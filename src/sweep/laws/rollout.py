@@ -21,7 +21,7 @@ prediction: a mean, not a median, so that a form that blows up on one fold pays 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,7 +156,8 @@ def _summary(predictions: list[RolloutPrediction], name: str, last_fold: int) ->
     )
 
 
-def choose_form(result: Rollout) -> str:
-    """The form with the lowest mean |relative error|; a form with a failed fit ranks after every
-    form without one, and ties go to the first in `joint.FORMS` order."""
-    return min(result.forms, key=lambda name: (result.forms[name].n_failed > 0, result.forms[name].mean_abs_error))
+def choose_form(result: Rollout, among: Collection[str] | None = None) -> str:
+    """The form with the lowest mean |relative error|, of those `among` (default: all); a form with a
+    failed fit ranks after every form without one, and ties go to the first in `joint.FORMS` order."""
+    names = [name for name in result.forms if among is None or name in among]
+    return min(names, key=lambda name: (result.forms[name].n_failed > 0, result.forms[name].mean_abs_error))

@@ -23,11 +23,16 @@ import pandas as pd
 
 from sweep.design import MIN_STEPS
 from sweep.errors import InputError
+from sweep.limits import cut, shown
 from sweep.flops import FLOPS_COLUMNS  # noqa: F401  (re-exported: the run store's FLOPs columns by convention)
 
 PARAMS_COLUMNS = {"non_embedding": "params", "total": "params_total"}
 AGGREGATES = ("min_of_means", "mean", "min")
 COST_COLUMNS = ("wall_s", "peak_mem_bytes")
+# What a training run can have, loss in nats per token (at initialisation ln V, under 17 for any
+# vocabulary). Beyond these a table holds no runs (a unit mix-up, a corrupt export), and the fits'
+# powers and the plots' axes run out of float range: a loss of 1e270 crashed the plots.
+PLAUSIBLE = {"params": (1.0, 1e30), "tokens": (1.0, 1e30), "flops": (1.0, 1e62), "loss": (1e-6, 1e6)}
 
 
 @dataclass(frozen=True)
@@ -122,12 +127,12 @@ def prepare_table(
 
     table = pd.DataFrame(
         {
-            "params": _checked_column(runs, params_column),
-            "tokens": _checked_column(runs, "tokens"),
-            "loss": _checked_column(runs, "loss"),
+            "params": _checked_column(runs, params_column, "params"),
+            "tokens": _checked_column(runs, "tokens", "tokens"),
+            "loss": _checked_column(runs, "loss", "loss"),
         }
     )
-    table["flops"] = 6.0 * table.params * table.tokens if flops_computed else _checked_column(runs, flops_column)
+    table["flops"] = 6.0 * table.params * table.tokens if flops_computed else _checked_column(runs, flops_column, "flops")
     for column in ("lr", "steps", *COST_COLUMNS):
         if column in runs.columns:
             table[column] = pd.to_numeric(runs[column], errors="coerce").to_numpy()
@@ -146,11 +151,11 @@ def _select_sweep(runs: pd.DataFrame, sweep: str | None) -> pd.DataFrame:
     if sweep is None:
         return runs
     if "sweep" not in runs.columns:
-        raise InputError(f"cannot select sweep {sweep!r}: the table has no 'sweep' column")
+        raise InputError(f"cannot select sweep {shown(sweep)}: the table has no 'sweep' column")
     selected = runs[runs["sweep"] == sweep]
     if selected.empty:
         known = ", ".join(sorted(map(str, runs["sweep"].dropna().unique()))) or "none"
-        raise InputError(f"no runs in sweep {sweep!r}; sweeps in the table: {known}")
+        raise InputError(f"no runs in sweep {shown(sweep)}; sweeps in the table: {cut(known, 200)}")
     return selected
 
 
@@ -183,14 +188,15 @@ def _drop_short(runs: pd.DataFrame, min_steps: int) -> tuple[pd.DataFrame, list[
     return runs[~short], excluded
 
 
-def _checked_column(runs: pd.DataFrame, column: str) -> np.ndarray:
-    """The column as floats, or InputError if it holds text, NaN/inf or values <= 0 (logs need > 0)."""
+def _checked_column(runs: pd.DataFrame, column: str, quantity: str) -> np.ndarray:
+    """The column as floats, or InputError if it holds text, NaN/inf, values <= 0 (logs need > 0) or
+    values outside the PLAUSIBLE range of its `quantity`."""
     values = runs[column]
     if not pd.api.types.is_numeric_dtype(values):
         numeric = pd.to_numeric(values, errors="coerce")
         bad = values[numeric.isna() & values.notna()]
         if not bad.empty:
-            raise InputError(f"column '{column}' holds non-numeric values, e.g. {bad.iloc[0]!r}")
+            raise InputError(f"column '{cut(str(column))}' holds non-numeric values, e.g. {shown(bad.iloc[0])}")
         values = numeric
     values = values.to_numpy(dtype=float)
     not_finite = ~np.isfinite(values)
@@ -203,6 +209,13 @@ def _checked_column(runs: pd.DataFrame, column: str) -> np.ndarray:
         raise InputError(
             f"column '{column}' has {not_positive.sum()} non-positive values{_examples(runs, not_positive)}; "
             "scaling laws take logs, so it must be > 0"
+        )
+    low, high = PLAUSIBLE[quantity]
+    outside = (values < low) | (values > high)
+    if outside.any():
+        raise InputError(
+            f"column '{column}' has {outside.sum()} values outside [{low:g}, {high:g}], e.g. "
+            f"{values[outside][0]:.3g}{_examples(runs, outside)}: not a {quantity} a training run can have"
         )
     return values
 

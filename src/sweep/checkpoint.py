@@ -3,20 +3,36 @@
 Written atomically (temporary file, fsync, rename), so a kill during a save leaves the previous
 checkpoint whole. Read with `torch.load(weights_only=True)`: only tensors and plain containers,
 never arbitrary pickled code.
+
+Each state names its owner: the run it belongs to, or the wsd trunk for a trunk's checkpoint and
+branch points. `load` takes a file only as a state its owner can resume: the keys `train` reads, each
+of its type, a step the run can resume from, and the tensors of the run's model. Anything else is
+damaged (copied from another run, saved by an older sweep that named no owner, written by hand): a
+warning says what is wrong, and training starts without it.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
 import torch
 
 from sweep.atomic import atomic_write
+from sweep.model import GPT
+from sweep.shape import ModelShape
+
+# What `train.train` reads from the state it resumes (its `state()`), with the type of each.
+STATE_TYPES = {
+    "step": int, "model": dict, "optimizer": dict, "generator": torch.Tensor, "first_loss": (float, type(None)),
+    "train_loss": (float, type(None)), "val_loss": (float, type(None)), "strikes": int, "elapsed_s": float,
+}
 
 
-def save(path: Path, state: dict) -> None:
-    atomic_write(path, lambda f: _save_to(f, state), binary=True)
+def save(path: Path, state: dict, *, owner: str) -> None:
+    """Save `state` as `owner`'s: a run id, or a trunk id for a trunk's states."""
+    atomic_write(path, lambda f: _save_to(f, {**state, "owner": owner}), binary=True)
 
 
 class _Writes:
@@ -47,12 +63,52 @@ def _save_to(file, state: dict) -> None:
         raise
 
 
-def load(path: Path) -> dict | None:
-    """The checkpoint at `path`, or None if there is none or it cannot be read (then the run starts over)."""
+def load(path: Path, *, owner: str, shape: ModelShape, steps: range | None = None) -> dict | None:
+    """The state at `path` if `owner` can resume from it: saved as `owner`'s, of a model of `shape`, at
+    one of `steps` (None: at any step). None if there is none or it is unreadable or damaged (a
+    warning says which); then training starts without it."""
     if not path.exists():
         return None
     try:
-        return torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint means starting over
         warnings.warn(f"{path}: unreadable checkpoint ({type(err).__name__}); the run starts from step 0", stacklevel=2)
         return None
+    if problem := _problem(state, owner, shape, steps):
+        warnings.warn(f"{path}: damaged: {problem}; training does not resume from it", stacklevel=2)
+        return None
+    return state
+
+
+def _problem(state, owner: str, shape: ModelShape, steps: range | None) -> str | None:
+    """Why `state` is no state `owner` can resume from, or None."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a training state"
+    if not isinstance(state.get("owner"), str):
+        return "it names no owner (saved by a sweep from before checkpoints did)"
+    if state["owner"] != owner:
+        return f"it belongs to {state['owner']}, not {owner}"
+    for key, kind in STATE_TYPES.items():
+        if key not in state:
+            return f"it lacks {key!r}"
+        if isinstance(state[key], bool) or not isinstance(state[key], kind):  # True is an int to Python
+            return f"its {key} is a {type(state[key]).__name__}"
+    if steps is not None and state["step"] not in steps:
+        return f"its step {state['step']} is not one this run resumes from ({steps.start} to {steps.stop - 1})"
+    if not all(isinstance(tensor, torch.Tensor) for tensor in state["model"].values()):
+        return "its model holds values that are not tensors"
+    found, expected = {name: tuple(tensor.shape) for name, tensor in state["model"].items()}, _tensor_shapes(shape)
+    for name in sorted(found.keys() | expected.keys(), key=str):
+        if found.get(name) != expected.get(name):
+            return (f"its model's {name} is {found.get(name, 'missing')}, where this run's model has "
+                    f"{expected.get(name, 'no such tensor')}")
+    return None
+
+
+@functools.cache
+def _tensor_shapes(shape: ModelShape) -> dict[str, tuple[int, ...]]:
+    """The name and shape of each tensor of `GPT(shape)`'s state dict, from a model on the meta
+    device: shapes without allocating or initialising any weights."""
+    with torch.device("meta"):
+        model = GPT(shape)
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}

@@ -284,21 +284,28 @@ def _strand(outcome: SweepOutcome, plan: Plan, reporter: Reporter) -> None:
 def _resume_state(task: Task, store: Store) -> tuple[dict | None, list[dict]]:
     """The state `task` starts from and the metrics rows that stay: its checkpoint; for a branch
     without one, its branch point and the trunk's rows up to it; for a trunk, the latest of its
-    checkpoint and saved branch points before the first point it still has to save."""
+    checkpoint and saved branch points before the first point it still has to save. Only the task's
+    own states count (`checkpoint.load`): a run's or branch's checkpoint within its steps, a branch
+    point of its trunk at the step it is named for. A trunk's checkpoint may lie past every point still
+    needed (a budget added or dropped since), so any step of it is its own."""
     spec = task.spec
     directory = store.trunk_dir(spec) if task.kind == "trunk" else store.run_dir(spec)
-    state = checkpoint.load(directory / "checkpoint.pt")
+    own_steps = None if task.kind == "trunk" else range(task.start_step, spec.steps + 1)
+    state = checkpoint.load(directory / "checkpoint.pt", owner=task.name, shape=spec.shape, steps=own_steps)
     if task.kind == "branch" and state is None:
-        state = checkpoint.load(store.branch_point(spec))  # None if unreadable: trains from step 0
+        state = checkpoint.load(store.branch_point(spec), owner=spec.trunk_id, shape=spec.shape,
+                                steps=range(spec.branch_step, spec.branch_step + 1))  # None: trains from step 0
         return state, metrics_through(store.trunk_dir(spec), state["step"]) if state else []
     if task.kind == "trunk":
         first_needed = task.snapshot_steps[0]
         if state is not None and state["step"] > first_needed:
             state = None
-        saved = [int(path.stem.split("-")[1]) for path in directory.glob("branch-*.pt")]
+        saved = [int(step) for path in directory.glob("branch-*.pt")
+                 if (step := path.stem.removeprefix("branch-")).isdecimal()]  # other names are no branch points
         latest = max((step for step in saved if step <= first_needed), default=0)
         if latest > (state["step"] if state else 0):
-            state = checkpoint.load(directory / f"branch-{latest}.pt") or state
+            state = checkpoint.load(directory / f"branch-{latest}.pt", owner=task.name, shape=spec.shape,
+                                    steps=range(latest, latest + 1)) or state
     return state, metrics_through(directory, state["step"] if state else 0)
 
 
@@ -363,19 +370,22 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
     checkpoint_path = directory / "checkpoint.pt"
     weights = None
     if options.keep_weights and task.kind != "trunk":
-        weights = guard(lambda weights: checkpoint.save(directory / "model.pt", {"model": weights}))
+        weights = guard(lambda weights: checkpoint.save(directory / "model.pt", {"model": weights}, owner=task.name))
     try:
         result = train(spec, corpus, device, log=guard(lambda row: store.append_metrics(directory, row)),
                        progress=_watched(claim, progress), resume=state,
-                       save_checkpoint=guard(lambda s: checkpoint.save(checkpoint_path, s)), final_weights=weights,
+                       save_checkpoint=guard(lambda s: checkpoint.save(checkpoint_path, s, owner=task.name)),
+                       final_weights=weights,
                        snapshot_steps=frozenset(task.snapshot_steps),
-                       save_snapshot=guard(lambda s: checkpoint.save(directory / f"branch-{s['step']}.pt", s)))
+                       save_snapshot=guard(lambda s: checkpoint.save(directory / f"branch-{s['step']}.pt", s,
+                                                                     owner=task.name)))
         record = result_record(spec, result, corpus, device)
         if task.kind == "trunk":
             record["trunk_id"] = spec.trunk_id
-    except (KeyboardInterrupt, StoreWriteError) as stop:
+    except (KeyboardInterrupt, SystemExit, StoreWriteError) as stop:
+        # Ctrl-C, SIGTERM, a batch job's time limit (submitit exits the job), a store that cannot be written.
         with contextlib.suppress(ClaimLost, StoreWriteError):  # on a full disk even this may not be written
-            reason = "interrupted" if isinstance(stop, KeyboardInterrupt) else str(stop)
+            reason = str(stop) if isinstance(stop, StoreWriteError) else "interrupted"
             guard(store.set_status)(directory, "pending", reason=reason)
         raise
     except ClaimLost:

@@ -10,6 +10,13 @@ Layout, one directory per run:
 
 Every JSON file is written to a temporary file and renamed into place, so a reader sees the old
 file or the new one, never half of one. Metrics lines are appended whole and flushed.
+
+Every file is checked when it is read, by type as well as by syntax. A damaged one (a killed writer,
+a disk error, a hand edit) is warned about and read as what it leaves certain: a damaged status.json
+as a run never tried, a damaged result.json as an unfinished run, a damaged metrics line as no line.
+So the next `sweep run` trains such a run again, and listing or fitting the store never fails on it.
+Those warnings name the file and point at this module (no stacklevel), so each is shown once however
+many callers read the file.
 """
 
 from __future__ import annotations
@@ -40,6 +47,32 @@ COLUMNS = [
     "loss", "bpb", "train_loss", "epochs", "steps", "schedule", "trunk_id", "branch_step", "wall_s", "tokens_per_s",
     "peak_mem_bytes", "device", "dtype", "compiled", "attempts", "reason",
 ]
+# The columns above that hold text or a flag; every other one holds a number. Any may be None.
+TEXT_COLUMNS = ("run_id", "sweep", "status", "schedule", "trunk_id", "device", "dtype", "reason")
+FLAG_COLUMNS = ("compiled",)
+# The fields of a metrics row (`train.train`'s `row`) besides its step, all numbers.
+METRICS_NUMBERS = ("tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s")
+
+
+def _number(value) -> bool:
+    """A JSON number. json reads true as True, which Python counts as an int: not a number here."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _count(value, least: int = 0) -> bool:
+    """A whole number >= `least`, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _column_problem(name: str, value) -> str | None:
+    """Why `value` cannot be column `name`'s, or None if it can."""
+    if value is None:
+        return None
+    if name in TEXT_COLUMNS:
+        return None if isinstance(value, str) else f"{name} {value!r} is not text"
+    if name in FLAG_COLUMNS:
+        return None if isinstance(value, bool) else f"{name} {value!r} is not true or false"
+    return None if _number(value) else f"{name} {value!r} is not a number"
 
 
 def write_json(path: Path, obj: dict) -> None:
@@ -54,11 +87,11 @@ def read_json(path: Path) -> dict | None:
             obj = json.load(f)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as err:
-        warnings.warn(f"{path}: unreadable ({err}); the run shows as incomplete", stacklevel=2)
+    except (OSError, ValueError, RecursionError) as err:  # a UnicodeDecodeError is a ValueError
+        warnings.warn(f"{path}: unreadable ({err}); the run shows as incomplete")
         return None
     if not isinstance(obj, dict):
-        warnings.warn(f"{path}: not a JSON object; the run shows as incomplete", stacklevel=2)
+        warnings.warn(f"{path}: not a JSON object; the run shows as incomplete")
         return None
     return obj
 
@@ -114,18 +147,22 @@ class Store:
             self._register(self.trunk_dir(spec), "trunk.json", spec)
 
     def _register(self, directory: Path, name: str, spec: RunSpec) -> None:
+        """A status.json that is missing, damaged, or finished with its result lost is rewritten as the
+        pending status it reads as: the damage is warned about here, once, not again by every worker
+        that reads the run's status."""
         directory.mkdir(parents=True, exist_ok=True)
         if read_json(directory / name) is None:
             write_json(directory / name, spec.to_dict())
-        if not (directory / "status.json").exists():
-            self.set_status(directory, "pending")
+        status, _, as_stored = _status_and_result(directory)
+        if not as_stored:
+            self.set_status(directory, status["status"], reason=status.get("reason"))
 
     def set_status(self, directory: Path, status: str, *, attempt: bool = False, reason: str | None = None) -> None:
         assert status in STATUSES, status
         previous = run_status(directory)
         write_json(directory / "status.json", {
             "status": status,
-            "attempts": previous.get("attempts", 0) + (1 if attempt else 0),
+            "attempts": previous["attempts"] + (1 if attempt else 0),
             "updated_at": time.time(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -156,39 +193,101 @@ class Store:
 
 def metrics_through(directory: Path, step: int) -> list[dict]:
     """The rows of `directory`'s metrics log up to and including `step`."""
-    return [row for row in read_metrics(directory) if row.get("step", 0) <= step]
+    return [row for row in read_metrics(directory) if row["step"] <= step]
 
 
-def _status_and_result(run_dir: Path) -> tuple[dict, dict | None]:
-    """status.json and, for a finished run, result.json. A run marked finished whose result.json is
-    missing or unreadable counts as pending (with a warning): its result is lost, so it must be
-    trained again."""
-    status = read_json(run_dir / "status.json") or {"status": "pending", "attempts": 0}
-    if status.get("status") not in FINISHED:
-        return status, None
-    result = read_json(run_dir / "result.json")
+def _status_problem(status: dict) -> str | None:
+    """Why `status` is no status.json, or None: its status is one of STATUSES, its attempts a count."""
+    if status.get("status") not in STATUSES:
+        return f"status {status.get('status')!r} is not one of {', '.join(STATUSES)}"
+    if not _count(status.get("attempts")):
+        return f"attempts {status.get('attempts')!r} is not a whole number >= 0"
+    return _column_problem("reason", status.get("reason"))
+
+
+def _result_problem(result: dict, status: str) -> str | None:
+    """Why `result` is no record of a run that ended `status`, or None. Each column it sets has that
+    column's type, and a done run has a finite positive loss (cross-entropy in nats per token); a
+    failed or diverged one may have none (`executors.result_record`, `failure_record`)."""
+    for name in COLUMNS:
+        if name in result and (problem := _column_problem(name, result[name])):
+            return problem
+    loss = result.get("loss")
+    if status == "done" and not (_number(loss) and math.isfinite(loss) and loss > 0):
+        return f"loss {loss!r} is not the finite positive number a done run has"
+    return None
+
+
+def _status_and_result(run_dir: Path) -> tuple[dict, dict | None, bool]:
+    """status.json and, for a finished run, result.json, both checked, and whether status.json holds
+    the status the run reads as. A missing or damaged status.json reads as a run never tried. A
+    finished run whose result.json is missing or damaged reads as pending: its result is lost, so it
+    must be trained again. The reason says which file was damaged."""
+    path = run_dir / "status.json"
+    status = read_json(path)
+    if status is None:
+        return {"status": "pending", "attempts": 0}, None, False
+    if problem := _status_problem(status):
+        warnings.warn(f"{path}: damaged: {problem}; the run shows as pending")
+        return {"status": "pending", "attempts": 0, "reason": f"damaged status.json: {problem}"}, None, False
+    if status["status"] not in FINISHED:
+        return status, None, True
+    path = run_dir / "result.json"
+    result = read_json(path)
     if result is None:
-        warnings.warn(f"{run_dir}: status {status['status']!r} but no readable result.json; shown as incomplete",
-                      stacklevel=2)
-        status = {**status, "status": "pending"}
-    return status, result
+        warnings.warn(f"{run_dir}: status {status['status']!r} but no readable result.json; shown as incomplete")
+        return {**status, "status": "pending", "reason": "result.json missing or unreadable"}, None, False
+    if problem := _result_problem(result, status["status"]):
+        warnings.warn(f"{path}: damaged: {problem}; the run shows as pending")
+        return {**status, "status": "pending", "reason": f"damaged result.json: {problem}"}, None, False
+    return status, result, True
 
 
 def run_status(run_dir: Path) -> dict:
     return _status_and_result(run_dir)[0]
 
 
+def _metrics_row(line: bytes) -> dict:
+    """The metrics row on `line`: a JSON object whose step is a whole number >= 1 and whose other
+    fields of METRICS_NUMBERS are numbers (NaN and inf included: a diverging run logs them).
+    ValueError says what else the line is."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError:
+        raise ValueError("not JSON") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{type(row).__name__}, not a JSON object")
+    if not _count(row.get("step"), least=1):
+        raise ValueError(f"step {row.get('step')!r} is not a whole number >= 1")
+    for name in METRICS_NUMBERS:
+        if name in row and not _number(row[name]):
+            raise ValueError(f"{name} {row[name]!r} is not a number")
+    return row
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
-    """Rows of metrics.jsonl; a truncated or corrupt line (a killed writer) is skipped with a warning."""
-    rows = []
+    """Rows of metrics.jsonl. A line that is no `_metrics_row` (a killed writer's half line, bytes that
+    are not text, a value of the wrong type) is skipped, with one warning for the file."""
     path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return rows
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        warnings.warn(f"{path}: unreadable ({err}); no metrics")
+        return []
+    rows, skipped = [], []
+    for number, line in enumerate(lines, start=1):
         try:
-            rows.append(json.loads(line))
-        except ValueError:
-            warnings.warn(f"{path}:{number}: truncated or corrupt line skipped", stacklevel=2)
+            rows.append(_metrics_row(line))
+        except ValueError as err:
+            skipped.append(f"line {number}: {err}")
+    if skipped:
+        warnings.warn(f"{path}: skipped {len(skipped)} truncated or corrupt line(s) ({skipped[0]})")
     return rows
 
 
@@ -226,10 +325,10 @@ def _run_row(run_dir: Path) -> dict | None:
     try:
         row = spec_columns(spec_from_dict(raw_spec))
     except (KeyError, TypeError, ValueError) as err:
-        warnings.warn(f"{run_dir / 'spec.json'}: not a run spec ({err}); skipped", stacklevel=2)
+        warnings.warn(f"{run_dir / 'spec.json'}: not a run spec ({err}); skipped")
         return None
-    status, result = _status_and_result(run_dir)
-    row["attempts"] = status.get("attempts", 0)
+    status, result, _ = _status_and_result(run_dir)
+    row["attempts"] = status["attempts"]
     row["reason"] = status.get("reason")
     if result is not None:
         row.update({key: result[key] for key in COLUMNS if key in result})

@@ -116,6 +116,41 @@ def packing(todo: Sized, device: torch.device, workers: int = 0) -> tuple[int, i
     return workers, max(1, cores // workers)
 
 
+@dataclass(frozen=True)
+class Workers:
+    """How a sweep is trained on this machine: `processes` of `threads` threads, and on CUDA the GPU
+    each process sees."""
+
+    processes: int
+    threads: int
+    gpus: tuple[str, ...] | None = None
+
+
+def plan_workers(todo: Sized, device: torch.device, workers: int = 0, workers_per_gpu: int = 1,
+                 visible: list[str] | None = None) -> Workers:
+    """CPU: `packing`. CUDA: one worker per visible GPU (`workers_per_gpu` each), or `workers`,
+    spread round-robin over the GPUs (`launch.gpus`)."""
+    if device.type != "cuda":
+        return Workers(*packing(todo, device, workers))
+    from sweep.launch.gpus import visible_gpus, worker_gpus
+
+    visible = visible_gpus() if visible is None else visible
+    processes = min(workers or len(visible) * workers_per_gpu, max(1, len(todo)))
+    if processes <= 1 or not visible:
+        return Workers(1, packing(todo, device, 1)[1])
+    spread = worker_gpus(visible, -(-processes // len(visible)))[:processes]
+    return Workers(processes, max(1, (os.cpu_count() or 1) // processes), tuple(spread))
+
+
+def execute(specs: list[RunSpec], store: Store, corpus: Corpus, data: DataConfig, device: torch.device,
+            workers: Workers, reporter: Reporter, options: Options = Options()) -> SweepOutcome:
+    """Train `specs` here: in this process, or on a pool of worker processes."""
+    if workers.processes == 1:
+        return run_local(specs, store, corpus, device, reporter, options)
+    return run_pool(specs, store, data, device, workers.processes, workers.threads, reporter, options,
+                    gpus=list(workers.gpus) if workers.gpus else None)
+
+
 # A trunk held by another runner is asked for again after this long (its branches wait for it).
 TAKEN_TRUNK_RETRY_S = 15.0
 
@@ -451,9 +486,13 @@ def _watch_parent(parent: int, gone: threading.Event) -> None:
     gone.set()
 
 
-def _worker(store_root: str, data: dict, device_name: str, threads: int, options: Options, tasks, events) -> None:
+def _worker(store_root: str, data: dict, device_name: str, threads: int, options: Options, tasks, events,
+            gpu: str | None = None) -> None:
     """A worker process: load the corpus once, then train tasks from `tasks` until a None, or until
-    its parent is gone: then the run in flight stops at its next logging step and goes back to pending."""
+    its parent is gone: then the run in flight stops at its next logging step and goes back to pending.
+    `gpu`: the one GPU it sees (CUDA_VISIBLE_DEVICES, read by CUDA when torch first touches it)."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     parent_gone = threading.Event()
     threading.Thread(target=_watch_parent, args=(os.getppid(), parent_gone), daemon=True).start()
 
@@ -482,16 +521,20 @@ def _worker(store_root: str, data: dict, device_name: str, threads: int, options
 
 
 def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch.device, workers: int,
-             threads: int, reporter: Reporter, options: Options = Options()) -> SweepOutcome:
-    """Train every unfinished spec on `workers` processes of `threads` threads. The parent hands a
-    task to a worker only when one is idle, so what starts next is always the most work that can
-    start: a branch is handed out as soon as its trunk has saved its branch point."""
+             threads: int, reporter: Reporter, options: Options = Options(),
+             gpus: list[str] | None = None) -> SweepOutcome:
+    """Train every unfinished spec on `workers` processes of `threads` threads (`gpus`: the GPU each
+    worker sees, `launch.gpus.worker_gpus`). The parent hands a task to a worker only when one is idle,
+    so what starts next is always the most work that can start: the largest runs first, and a branch
+    as soon as its trunk has saved its branch point."""
     plan, outcome = _begin(specs, store, options, reporter)
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's thread pools exist
     tasks, events = context.Queue(), context.Queue()
+    count = min(workers, max(1, len(plan.todo)))
+    gpus = gpus or [None] * count
     processes = [context.Process(target=_worker, args=(str(store.root), dataclasses.asdict(data), device.type,
-                                                       threads, options, tasks, events), daemon=True)
-                 for _ in range(min(workers, max(1, len(plan.todo))))]
+                                                       threads, options, tasks, events, gpus[index]), daemon=True)
+                 for index in range(count)]
     for process in processes:
         process.start()
     by_name: dict[str, Task] = {}
@@ -575,6 +618,7 @@ def environment(corpus: Corpus, device: torch.device) -> dict:
         "device": device.type,
         "device_name": device_name,
         "threads": torch.get_num_threads(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "sweep": sweep.__version__},
         "corpus": {"source": corpus.source, "sha256": corpus.sha256, "train_tokens": len(corpus.train),
                    "val_tokens": len(corpus.val), "train_documents": corpus.train_documents,

@@ -1,0 +1,120 @@
+"""`sweep run --submit-only` registers a sweep; `sweep worker STORE` processes train it, any number at
+once, and a worker killed mid-run is replaced by another that finishes its run; a GPU box gets one
+worker per GPU (tested on CPU with a faked device list)."""
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from sweep import load_runs
+from sweep.cli import app
+from sweep.config import expand, parse_config
+from sweep.data import load_corpus
+from sweep.executors import plan_workers, run_pool
+from sweep.progress import PlainReporter
+from sweep.store import Store, read_metrics
+
+from conftest import run_dirs, tiny_config
+
+runner = CliRunner()
+SWEEP = [sys.executable, "-m", "sweep"]
+
+
+def eight_runs(corpus: str) -> dict:
+    """2 sizes × 4 budgets, wsd: 8 runs from 2 trunks, each a few seconds on one thread."""
+    raw = tiny_config(corpus, tokens=["4e4", "8e4", "1.2e5", "1.6e5"])
+    raw["train"].update({"threads": 1, "checkpoint_every": 0.2})
+    return raw
+
+
+def losses(store) -> dict:
+    runs = load_runs(store)
+    assert (runs["status"] == "done").all(), runs[["run_id", "status"]]
+    return dict(zip(runs["run_id"], runs["loss"]))
+
+
+def test_submit_only_registers_and_two_workers_train_everything_once(tmp_path, write_config, email_glob):
+    config = write_config(eight_runs(email_glob))
+    reference = tmp_path / "reference"
+    assert runner.invoke(app, ["run", str(config), "--store", str(reference), "--workers", "1"]).exit_code == 0
+    store = tmp_path / "store"
+    submitted = runner.invoke(app, ["run", str(config), "--store", str(store), "--submit-only"])
+    assert submitted.exit_code == 0, submitted.output
+    assert "8 runs, 8 to train" in submitted.output
+    assert set(load_runs(store)["status"]) == {"pending"}
+    command = [*SWEEP, "worker", str(store), "--threads", "1", "--workers", "1"]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    assert losses(store) == losses(reference), "same run ids, same losses as one sweep run"
+    assert (load_runs(store)["attempts"] == 1).all(), "no run trained twice"
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_path, write_config, email_glob):
+    config = write_config(eight_runs(email_glob))
+    reference = tmp_path / "reference"
+    assert runner.invoke(app, ["run", str(config), "--store", str(reference), "--workers", "1"]).exit_code == 0
+    store = tmp_path / "store"
+    assert runner.invoke(app, ["run", str(config), "--store", str(store), "--submit-only"]).exit_code == 0
+    command = [*SWEEP, "worker", str(store), "--threads", "1", "--workers", "1"]
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(store.rglob("checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    replacement = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert replacement.returncode == 0, replacement.stdout + replacement.stderr
+    assert losses(store) == losses(reference)
+    for run_dir in run_dirs(store / "tiny"):
+        steps = [row["step"] for row in read_metrics(run_dir)]
+        assert steps == sorted(set(steps))
+
+
+def test_a_worker_on_a_store_with_no_runs_says_so(tmp_path):
+    result = runner.invoke(app, ["worker", str(tmp_path)])
+    assert result.exit_code == 2 and "no runs are registered" in result.output
+
+
+def test_a_gpu_box_gets_one_worker_per_gpu_spread_round_robin():
+    cuda = torch.device("cuda")  # only planned, never touched
+    plan = plan_workers(range(10), cuda, visible=["0", "1", "2"])
+    assert (plan.processes, plan.gpus) == (3, ("0", "1", "2"))
+    plan = plan_workers(range(10), cuda, workers_per_gpu=2, visible=["4", "7"])
+    assert (plan.processes, plan.gpus) == (4, ("4", "7", "4", "7"))
+    assert plan_workers(range(1), cuda, visible=["0", "1"]).processes == 1, "one run needs one worker"
+    assert plan_workers(range(10), cuda, visible=[]).processes == 1
+
+
+def test_each_pool_worker_sees_only_its_gpu_and_the_largest_runs_go_first(tmp_path, email_glob):
+    """The GPU assignment through real worker processes, on CPU: each worker's CUDA_VISIBLE_DEVICES
+    is recorded with the runs it trained."""
+    raw = eight_runs(email_glob)
+    raw["train"]["schedule"] = "cosine"
+    config = parse_config(raw)
+    corpus = load_corpus(config.data)
+    specs = expand(config, corpus.sha256, corpus.vocab_size)
+    store = Store(tmp_path / "store")
+
+    class Starts(PlainReporter):
+        def __init__(self):
+            super().__init__(Console(file=io.StringIO()))
+            self.order = []
+
+        def run_started(self, task, index, count):
+            self.order.append(task.spec)
+
+    reporter = Starts()
+    outcome = run_pool(specs, store, config.data, torch.device("cpu"), 2, 1, reporter, gpus=["3", "5"])
+    assert outcome.ok and len(outcome.done) == 8
+    seen = {json.loads((store.run_dir(spec) / "result.json").read_text())["cuda_visible_devices"] for spec in specs}
+    assert seen == {"3", "5"}
+    largest = sorted(specs, key=lambda spec: spec.flops, reverse=True)[:2]
+    assert {spec.run_id for spec in reporter.order[:2]} == {spec.run_id for spec in largest}

@@ -52,6 +52,12 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Executor(str, Enum):
+    local = "local"
+    slurm = "slurm"
+    ray = "ray"
+
+
 class Format(str, Enum):
     table = "table"
     csv = "csv"
@@ -69,6 +75,13 @@ def run(
     workers: int = typer.Option(0, "--workers", min=0, help="Runs trained at once (0 = picked from the grid and device)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Train runs that failed before again."),
     keep_weights: bool = typer.Option(False, "--keep-weights", help="Keep each run's final weights as model.pt."),
+    workers_per_gpu: int = typer.Option(1, "--workers-per-gpu", min=1, help="CUDA: runs trained at once on each GPU."),
+    submit_only: bool = typer.Option(False, "--submit-only",
+                                     help="Register the sweep's runs in the store and train nothing: sweep worker STORE trains them."),
+    executor: Executor = typer.Option(Executor.local, "--executor",
+                                      help="local (this machine), slurm (a job array through submitit) or ray (tasks on a "
+                                           "Ray cluster): each starts the config's executor.workers sweep workers."),
+    wait: bool = typer.Option(False, "--wait", help="With --executor slurm: wait for the jobs, then exit as sweep run does."),
 ):
     """Train every run of a sweep that is not finished yet, recording each in the store."""
     from sweep.config import load_config
@@ -78,17 +91,18 @@ def run(
         sweep_config = dataclasses.replace(sweep_config, device=device.value)
     from sweep.executors import Options
 
-    _run(sweep_config, store, dry_run, workers, Options(retry_failed=retry_failed, keep_weights=keep_weights))
+    _run(sweep_config, store, dry_run, workers, Options(retry_failed=retry_failed, keep_weights=keep_weights),
+         workers_per_gpu, submit_only, executor.value, wait)
 
 
-def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -> None:
+def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, workers_per_gpu: int = 1,
+         submit_only: bool = False, executor: str = "local", wait: bool = False) -> None:
     import pandas as pd
 
     from sweep.config import expand
     from sweep.data import load_corpus
     from sweep.design import MIN_STEPS
-    from sweep.executors import packing, pending, run_local, run_pool, sweep_state
-    from sweep.progress import PlainReporter, RichReporter
+    from sweep.executors import execute, pending, plan_workers, sweep_state
     from sweep.report import plan_table
     from sweep.store import Store, spec_columns
     from sweep.train import compiles, resolve_device
@@ -113,8 +127,13 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
         console.print(f"note: {sum(spec.steps < MIN_STEPS for spec in specs)} runs train fewer than {MIN_STEPS} "
                       f"optimizer steps ({', '.join(map(str, short))}); their loss may still be limited by "
                       "optimisation, and sweep fit flags them (README, Designing a sweep)", highlight=False)
-    processes, threads = packing(todo, device, workers)
-    threads = sweep_config.train.threads or threads
+    if submit_only or executor != "local":
+        _register(specs, store)
+        if executor != "local":
+            _launch(executor, store, specs, sweep_config, wait)
+        return
+    plan = plan_workers(todo, device, workers, workers_per_gpu)
+    processes, threads = plan.processes, sweep_config.train.threads or plan.threads
     torch.set_num_threads(threads)
 
     if dry_run:
@@ -143,18 +162,11 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
     # Batch schedulers stop a job with SIGTERM: treat it as Ctrl-C, so the current run is put back cleanly.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     if processes > 1:
-        console.print(f"training {processes} runs at a time, {threads} thread(s) each", highlight=False)
-
-    def execute(reporter):
-        if processes == 1:
-            return run_local(specs, store, corpus, device, reporter, options)
-        return run_pool(specs, store, sweep_config.data, device, processes, threads, reporter, options)
-
-    if console.is_terminal:
-        with RichReporter(console) as reporter:
-            outcome = execute(reporter)
-    else:
-        outcome = execute(PlainReporter(console))
+        on = f" on GPUs {','.join(plan.gpus)}" if plan.gpus else ""
+        console.print(f"training {processes} runs at a time{on}, {threads} thread(s) each", highlight=False)
+    plan = dataclasses.replace(plan, threads=threads)
+    outcome = _reported(lambda reporter: execute(specs, store, corpus, sweep_config.data, device, plan, reporter,
+                                                 options))
 
     taken = f", {len(outcome.taken)} taken by another runner" if outcome.taken else ""
     console.print(f"sweep {sweep_config.name}: {len(outcome.done)} trained, {outcome.skipped} already finished{taken}, "
@@ -162,6 +174,81 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options) -
                   highlight=False)
     console.print(_flops_summary(specs), highlight=False)
     raise typer.Exit(_exit_code(outcome, sweep_state(specs, store)))
+
+
+def _reported(execute):
+    """Run `execute(reporter)` with rich progress on a terminal, plain lines elsewhere."""
+    from sweep.progress import PlainReporter, RichReporter
+
+    if console.is_terminal:
+        with RichReporter(console) as reporter:
+            return execute(reporter)
+    return execute(PlainReporter(console))
+
+
+def _launch(executor: str, store, specs, sweep_config, wait: bool) -> None:
+    """Start the config's `executor.workers` sweep workers on SLURM or Ray; the results are read from
+    the store afterwards, as every runner's are."""
+    from sweep.executors import SweepOutcome, sweep_state
+
+    if executor == "slurm":
+        from sweep.launch.slurm import submit_slurm
+
+        jobs = submit_slurm(store.root, sweep_config.name, sweep_config.executor)
+        console.print(f"submitted {len(jobs)} sweep workers: job {jobs[0].job_id.split('_')[0]}; watch with "
+                      f"sweep ls {store.root}", highlight=False)
+        if not wait:
+            return
+        for job in jobs:
+            job.wait()
+    else:
+        from sweep.launch.ray_cluster import run_on_ray
+
+        run_on_ray(store.root, sweep_config.name, sweep_config.executor)
+    raise typer.Exit(_exit_code(SweepOutcome(total=len(specs)), sweep_state(specs, store)))
+
+
+def _register(specs, store) -> None:
+    """`--submit-only`: the sweep's runs in the store, pending, for `sweep worker` to train."""
+    from sweep.executors import pending
+
+    try:
+        for spec in specs:
+            store.register(spec)
+    except OSError as err:
+        raise SweepError(f"--store: cannot write to {store.root} ({err.strerror or type(err).__name__})") from None
+    todo = pending(specs, store)
+    console.print(f"registered sweep {specs[0].sweep}: {len(specs)} runs, {len(todo)} to train, in {store.root}; "
+                  f"train them with: sweep worker {store.root}", highlight=False)
+
+
+@app.command()
+@_guarded
+def worker(
+    store: Path = typer.Argument(..., help="Run store whose registered runs to train."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Only this sweep of the store."),
+    device: Device = typer.Option(Device.auto, "--device", help="cpu or cuda (auto: cuda if present)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Runs trained at once (0 = one per core on CPU, per GPU on CUDA)."),
+    workers_per_gpu: int = typer.Option(1, "--workers-per-gpu", min=1, help="CUDA: runs trained at once on each GPU."),
+    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per run (0 = the cores shared out)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Train runs that failed before again."),
+):
+    """Claim the unfinished runs registered in a store and train them until none is left for this
+    worker. Any number of workers may share a store, on any hosts that share its filesystem."""
+    from sweep.executors import Options
+    from sweep.launch.worker import work
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # batch schedulers stop jobs with SIGTERM
+    outcome = _reported(lambda reporter: work(store, sweep, device.value, reporter, Options(retry_failed=retry_failed),
+                                              workers, workers_per_gpu, threads))
+    console.print(f"worker: {len(outcome.done)} trained, {outcome.skipped} already finished, {len(outcome.taken)} "
+                  f"held or finished by other workers, {len(outcome.failed)} failed, {len(outcome.diverged)} diverged; "
+                  f"store {store}", highlight=False)
+    if outcome.store_error:
+        errors.print(f"error: {outcome.store_error}; make room and start the worker again", markup=False, highlight=False)
+        raise typer.Exit(1)
+    if outcome.interrupted:
+        raise typer.Exit(130)
 
 
 def _exit_code(outcome, state) -> int:

@@ -98,6 +98,41 @@ class TrainConfig:
     threads: int = 0  # CPU threads per run; 0 = all cores
     compile: Any = "auto"  # torch.compile the model: true, false, or 'auto' (on CUDA only)
     checkpoint_every: float = 300.0  # seconds between checkpoints of a run in training; 0 = none
+    # Tokens one process runs through forward and backward at a time; 0 = its whole share of the batch.
+    # Gradients accumulate to the unsplit batch's update (`train.accumulate_gradients`), so only memory
+    # and rounding change: it is left out of the run id.
+    micro_batch_tokens: int = 0
+    # Train each run across the processes torchrun started (`sweep.distributed`): every process takes
+    # its share of each batch, with the same batches and update as one process. Not in the run id either.
+    ddp: bool = False
+
+
+CLUSTERS = ("auto", "slurm", "local")
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """The `executor:` section: how `sweep run --executor slurm|ray` trains a sweep, as W `sweep
+    worker`s started as batch jobs (submitit) or Ray tasks (`sweep.launch.slurm`, `.ray_cluster`).
+    Where a run trains does not change what it trains: no field enters a run id (`RunSpec` never
+    holds this section)."""
+
+    workers: int = 2  # W: workers started, each one batch job or Ray task training one run at a time
+    # submitit: 'slurm'; 'local' runs the jobs as processes of this machine (one box, tests); 'auto' is
+    # slurm when sbatch is on PATH, else local.
+    cluster: str = field(default="auto", metadata=_choices(*CLUSTERS))
+    partition: str = ""  # SLURM partition; '' = the cluster's default
+    gpus_per_node: int = 0  # GPUs of each job (Ray: of each task); on CUDA a worker trains one run per GPU
+    cpus_per_task: int = 1  # CPU cores of each job or Ray task
+    mem_gb: float = 0.0  # memory of each job; 0 = the cluster's default
+    # A job's time limit. A job that reaches it (or is preempted) is requeued by submitit, and its run
+    # in flight resumes from its checkpoint in the next job.
+    timeout_min: int = 60
+    array_parallelism: int = 0  # jobs of the array running at once (sbatch --array=...%N); 0 = all W
+    sbatch: tuple[str, ...] = ()  # more sbatch settings as 'key=value', e.g. ['qos=high', 'account=lab']
+    address: str = ""  # Ray cluster to join; '' = the running one, else a new one on this machine
+    device: str = field(default="auto", metadata=_choices(*DEVICES))  # what each worker trains on
+    threads: int = 0  # CPU threads of each worker's run; 0 = cpus_per_task
 
 
 @dataclass(frozen=True)
@@ -111,6 +146,7 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     train: TrainConfig = TrainConfig()
     device: str = field(default="auto", metadata=_choices(*DEVICES))
+    executor: ExecutorConfig = ExecutorConfig()  # only `sweep run --executor` reads it; in no run id
 
 
 @dataclass(frozen=True)
@@ -153,12 +189,12 @@ class RunSpec:
         return flops_per_token(self.shape, "6n") * self.tokens
 
     def identity(self) -> dict:
-        """The fields that decide the result. Thread count, checkpoint interval, compiling and device
-        change rounding, not what is trained, so running the same config again elsewhere skips what is
-        done. The schedule's fields enter only for wsd, so cosine runs keep the ids they had before
-        schedules existed."""
+        """The fields that decide the result. Thread count, checkpoint interval, compiling, micro-batching,
+        training across processes and device change rounding, not what is trained, so running the same
+        config again elsewhere skips what is done. The schedule's fields enter only for wsd, so cosine
+        runs keep the ids they had before schedules existed."""
         identity = self.to_dict()
-        for how_not_what in ("threads", "checkpoint_every", "compile"):
+        for how_not_what in ("threads", "checkpoint_every", "compile", "micro_batch_tokens", "ddp"):
             identity["train"].pop(how_not_what)
         if self.train.schedule == "cosine":
             for wsd_only in ("schedule", "cooldown", "decay"):
@@ -560,10 +596,38 @@ def _check_train(train: TrainConfig, path: str, problems: list[str]) -> None:
     need(train.threads >= 0, f"threads: {train.threads} must be non-negative (0 = all cores)")
     need(train.threads <= limits.MAX_THREADS, f"threads: {shown(train.threads)} is more than {limits.MAX_THREADS}")
     need(train.checkpoint_every >= 0, f"checkpoint_every: {train.checkpoint_every} must be non-negative (0 = none)")
+    need(train.micro_batch_tokens >= 0, f"micro_batch_tokens: {train.micro_batch_tokens} must be non-negative "
+                                        "(0 = the whole batch at once)")
+    need(train.micro_batch_tokens <= 0 or train.batch_tokens % train.micro_batch_tokens == 0,
+         f"micro_batch_tokens: {train.micro_batch_tokens} does not divide batch_tokens ({train.batch_tokens}); "
+         "each optimizer step's batch is split into equal micro-batches")
     need(0 <= train.cooldown <= 1, f"cooldown: {train.cooldown} must be a share of the steps in [0, 1]")
     if train.schedule == "wsd":
         need(train.warmup + train.cooldown <= 1,
              f"warmup: {train.warmup} + cooldown {train.cooldown} exceed the whole run; wsd warms up, then holds, then cools down")
+
+
+SBATCH_SETTING = re.compile(r"[A-Za-z][A-Za-z0-9_-]*=\S.*")
+
+
+def _check_executor(executor: ExecutorConfig, path: str, problems: list[str]) -> None:
+    need = lambda ok, message: _need(problems, ok, f"{path}.{message}")  # noqa: E731
+    need(executor.workers >= 1, f"workers: {shown(executor.workers)} must be at least 1")
+    need(executor.workers <= limits.MAX_THREADS, f"workers: {shown(executor.workers)} is more than {limits.MAX_THREADS}")
+    need(not re.search(r"\s", executor.partition), f"partition: {shown(executor.partition)} must be one name, without spaces")
+    need(executor.gpus_per_node >= 0, f"gpus_per_node: {shown(executor.gpus_per_node)} must be 0 or positive")
+    need(executor.cpus_per_task >= 1, f"cpus_per_task: {shown(executor.cpus_per_task)} must be at least 1")
+    need(executor.cpus_per_task <= limits.MAX_THREADS,
+         f"cpus_per_task: {shown(executor.cpus_per_task)} is more than {limits.MAX_THREADS}")
+    need(executor.mem_gb >= 0, f"mem_gb: {shown(executor.mem_gb)} must be 0 (the cluster's default) or positive")
+    need(executor.timeout_min >= 1, f"timeout_min: {shown(executor.timeout_min)} must be at least 1 minute")
+    need(executor.array_parallelism >= 0, f"array_parallelism: {shown(executor.array_parallelism)} must be 0 (all "
+                                          "workers at once) or positive")
+    need(executor.threads >= 0, f"threads: {shown(executor.threads)} must be 0 (cpus_per_task) or positive")
+    need(executor.threads <= limits.MAX_THREADS, f"threads: {shown(executor.threads)} is more than {limits.MAX_THREADS}")
+    for i, setting in enumerate(executor.sbatch):
+        need(SBATCH_SETTING.fullmatch(setting) is not None,
+             f"sbatch[{i}]: {shown(setting)} is not 'key=value' (an sbatch option without its dashes, e.g. qos=high)")
 
 
 def _check_sweep(config: SweepConfig, path: str, problems: list[str]) -> None:
@@ -582,6 +646,9 @@ def _check_sweep(config: SweepConfig, path: str, problems: list[str]) -> None:
     for i, seed in enumerate(config.seeds):
         need(0 <= seed < limits.SEED_LIMIT, f"seeds[{i}]: {shown(seed)} must be at least 0 and below 2**63")
     need(batch % seq_len == 0, f"train.batch_tokens: {batch} must be a multiple of data.seq_len ({seq_len})")
+    micro = config.train.micro_batch_tokens
+    need(micro % seq_len == 0, f"train.micro_batch_tokens: {micro} must be a multiple of data.seq_len ({seq_len}): "
+                               "micro-batches are whole sequences")
 
 
 def _check_budgets(config: SweepConfig, problems: list[str]) -> int | None:
@@ -619,7 +686,8 @@ def _check_memory(config: SweepConfig, memory_bytes: int | None, problems: list[
         _need(problems, problem is None, f"model.{axis}[{i}]: {shape.name} {problem}")
 
 
-_CHECKS = {DataConfig: _check_data, ModelConfig: _check_model, TrainConfig: _check_train, SweepConfig: _check_sweep}
+_CHECKS = {DataConfig: _check_data, ModelConfig: _check_model, TrainConfig: _check_train,
+           ExecutorConfig: _check_executor, SweepConfig: _check_sweep}
 
 
 def spec_from_dict(record: dict) -> RunSpec:
@@ -640,7 +708,7 @@ def spec_from_dict(record: dict) -> RunSpec:
 
 
 __all__ = [
-    "DataConfig", "SizeConfig", "ModelConfig", "TrainConfig", "SweepConfig", "RunSpec",
+    "DataConfig", "SizeConfig", "ModelConfig", "TrainConfig", "ExecutorConfig", "SweepConfig", "RunSpec",
     "load_config", "parse_config", "expand", "model_shapes", "shape_for_params", "params_rule_limit", "lr_for_params",
     "kaplan_lr",
     "spec_from_dict",

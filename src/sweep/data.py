@@ -146,11 +146,14 @@ def _bin_documents(path: Path, data: DataConfig) -> tuple[list[Document], str, i
 
 
 def get_batch(tokens: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator,
-              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows of `tokens`: inputs x and next-token targets y, each (B, T) int64.
+              device: torch.device, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows of `tokens`: inputs x and next-token targets y, each (B / world_size, T) int64,
+    rank `rank`'s contiguous share of a batch of B windows. Every rank draws all B starts, so the
+    generator advances as one process's does and the shares tile the one-process batch.
     One fancy-indexing gather, no Python loop over rows."""
     starts = torch.randint(len(tokens) - seq_len - 1, (batch_size,), generator=generator)
-    windows = tokens[starts[:, None] + torch.arange(seq_len + 1)].long()  # (B, T+1)
+    starts = starts.view(world_size, -1)[rank]  # (B / world_size,)
+    windows = tokens[starts[:, None] + torch.arange(seq_len + 1)].long()  # (B / world_size, T+1)
     x, y = windows[:, :-1], windows[:, 1:]
     if device.type == "cuda":
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)

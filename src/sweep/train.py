@@ -4,7 +4,8 @@ AdamW, linear warmup, then either cosine decay over the run's own token budget (
 a cosine longer than the run overestimates the loss of short runs) or warmup-stable-decay, whose
 constant phase lets every budget of a size branch from one trunk (Hägele et al. 2024); gradient
 clipping, weight decay on matrices only, bf16 autocast where chosen. On CPU a given seed and thread
-count give the same numbers.
+count give the same numbers. A batch may run as micro-batches whose gradients accumulate, and across
+the processes torchrun started (`sweep.distributed`); either way the update is the unsplit batch's.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Callable
 
 import torch
 
+from sweep import distributed
 from sweep.allocator import keep_freed_memory, release_freed_memory
 from sweep.config import RunSpec
 from sweep.data import Corpus, get_batch, validation_set
+from sweep.errors import SweepError
 from sweep.flops import flops_per_token
 from sweep.model import GPT
 
@@ -148,12 +151,46 @@ def eval_steps(steps: int, evals: int) -> set[int]:
     return {round(steps * k / (evals + 1)) for k in range(1, evals + 1)} - {0} | {steps}
 
 
+def micro_batch_rows(spec: RunSpec, world_size: int) -> int:
+    """Windows one process runs through forward and backward at a time: its share of each batch
+    (batch_tokens / world_size), or `train.micro_batch_tokens` of it. The config cannot check these
+    against seq_len and the number of processes, so they are checked here; SweepError if a share or a
+    micro-batch is not whole windows."""
+    train, seq_len = spec.train, spec.shape.seq_len
+    if train.batch_tokens % (world_size * seq_len):
+        raise SweepError(f"train.batch_tokens: {train.batch_tokens} is not divisible by {world_size} processes × "
+                         f"data.seq_len ({seq_len}); each process trains on whole windows of every batch")
+    share = train.batch_tokens // world_size
+    micro = train.micro_batch_tokens or share
+    if micro % seq_len or share % micro:
+        raise SweepError(f"train.micro_batch_tokens: {micro} must be a multiple of data.seq_len ({seq_len}) that "
+                         f"divides the {share} tokens of each batch one of {world_size} process(es) trains on")
+    return micro // seq_len
+
+
+def accumulate_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, micro_rows: int,
+                         device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Forward and backward of this process's share x, y (B_share, T) of a batch, `micro_rows` windows
+    at a time. Each micro-batch's loss is a mean over its tokens and all k have the same size, so
+    scaling each by 1/k accumulates the gradient of the share's mean loss; under DDP the last backward
+    averages that over ranks (the others skip the all-reduce), which is the whole batch's mean.
+    Returns the share's mean loss, not synced."""
+    micro_xs, micro_ys = x.split(micro_rows), y.split(micro_rows)  # k × (micro_rows, T)
+    count = len(micro_xs)
+    loss_sum = torch.zeros((), device=device)
+    for i, (micro_x, micro_y) in enumerate(zip(micro_xs, micro_ys)):
+        with distributed.gradient_sync(model, sync=i == count - 1):
+            loss_sum += forward_backward(model, micro_x, micro_y, device, dtype, scale=1 / count)
+    return loss_sum / count
+
+
 def forward_backward(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                     dtype: torch.dtype) -> torch.Tensor:
-    """Loss of one batch, gradients accumulated into the parameters. Returns the loss, not synced."""
+                     dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
+    """Loss of one batch, gradients of `scale` × loss accumulated into the parameters. Returns the
+    unscaled loss, not synced."""
     with autocast(device, dtype):
         loss = model(x, y)
-    loss.backward()
+    (loss * scale).backward()
     return loss.detach()
 
 
@@ -239,7 +276,16 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     rest of the curve is the one an uninterrupted run draws. Checkpoints are taken at logging
     boundaries, at most every `spec.train.checkpoint_every` seconds. `final_weights` gets the
     model's state dict at the end. At each of `snapshot_steps` `save_snapshot` gets the exact state
-    there, as `save_checkpoint` would (a wsd trunk's branch points)."""
+    there, as `save_checkpoint` would (a wsd trunk's branch points).
+    Where torch.distributed is initialised with several processes, every rank calls `train` with the
+    same arguments (`resume` too) and trains its share of each batch under DDP; rank 0 alone calls
+    the callbacks, and the states it saves hold the unwrapped model's parameters, so they resume in
+    one process or several alike. Every rank returns the same losses."""
+    if not distributed.is_writer():  # decided here, so no caller can have two processes write one run
+        log = progress = _ignore
+        save_checkpoint = final_weights = save_snapshot = None
+    rank, world_size = distributed.rank(), distributed.world_size()
+    micro_rows = micro_batch_rows(spec, world_size)  # first, so a batch that does not split fails at once
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
     configure_device(device)
@@ -248,12 +294,13 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     dtype = resolve_dtype(spec.train.dtype, device)
     torch.manual_seed(spec.seed)
     model = GPT(spec.shape).to(device)
-    step_model, compiled = step_module(model, spec.train.compile, device)
+    compiled_model, compiled = step_module(model, spec.train.compile, device)
+    step_model = distributed.wrap(compiled_model, device)  # DDP around the compiled module (nanoGPT's order)
     optimizer = make_optimizer(model, spec, device)
     generator = torch.Generator().manual_seed(spec.seed)
     val_x, val_y = validation_set(corpus.val, spec.shape.seq_len, spec.data.val_tokens)
 
-    batch_size = spec.train.batch_tokens // spec.shape.seq_len
+    batch_size = spec.train.batch_tokens // spec.shape.seq_len  # windows of the whole batch, all ranks'
     steps = spec.steps
     flops_per_step = flops_per_token(spec.shape, "6n") * spec.train.batch_tokens
     evaluate_after = eval_steps(steps, spec.train.evals) | snapshot_steps  # a branch starts with its point's loss
@@ -270,17 +317,24 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     started -= elapsed_before  # elapsed time and wall_s count every attempt's training
     last_save = time.perf_counter()
 
+    def validation_loss() -> float:
+        # The eager model: a few batches per evaluation do not repay compiling a no-grad graph.
+        # Batches of `micro_rows` windows, the most a training forward reads, so memory stays in bounds.
+        # The writer evaluates and every rank gets its number, so all take the same decisions.
+        return distributed.from_writer(lambda: evaluate(model, val_x, val_y, micro_rows, device, dtype), device)
+
     for step in range(start_step, steps):
         lr = schedule_lr(spec, step)
-        x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device)
-        loss_sum += forward_backward(step_model, x, y, device, dtype)
+        x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device, rank, world_size)
+        loss_sum += accumulate_gradients(step_model, x, y, micro_rows, device, dtype)
         optimizer_step(model, optimizer, lr, spec.train.grad_clip)
         loss_count += 1
 
         done = step + 1
         if done % log_every and done not in evaluate_after and done not in snapshot_steps:
             continue
-        train_loss = loss_sum.item() / loss_count  # the only host sync: once per logging interval
+        # The only host sync, once per logging interval; the mean over ranks is the whole batch's.
+        train_loss = distributed.mean_across_ranks(loss_sum).item() / loss_count
         loss_sum, loss_count = torch.zeros((), device=device), 0
         first_loss = first_loss or train_loss
         row = {"step": done, "tokens": done * spec.train.batch_tokens, "flops": done * flops_per_step,
@@ -288,8 +342,7 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
         strikes = strikes + 1 if _above_start(train_loss, first_loss, done, steps, spec.train.warmup) else 0
         reason = _divergence(train_loss, first_loss, done, strikes)
         if reason is None and done in evaluate_after:
-            # The eager model: a few batches per evaluation do not repay compiling a no-grad graph.
-            val_loss = evaluate(model, val_x, val_y, batch_size, device, dtype)
+            val_loss = validation_loss()
             row["val_loss"] = val_loss
             if not math.isfinite(val_loss):
                 reason = f"validation loss became {val_loss} at step {done}"
@@ -307,10 +360,14 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
             save_checkpoint(state())
             last_save = time.perf_counter()
     if start_step >= steps:  # resumed at its very end (a branch with no cooldown steps): measure it here
-        val_loss = evaluate(model, val_x, val_y, batch_size, device, dtype)
+        val_loss = validation_loss()
     if final_weights:
         final_weights(model.state_dict())
     return _result("done", spec, steps, val_loss, train_loss, started, memory, dtype, compiled)
+
+
+def _ignore(row: dict) -> None:
+    """The callbacks of a rank that does not write."""
 
 
 # Exploding: the loss stayed 1.5x above where it started for this many logging intervals in a row.

@@ -19,9 +19,10 @@ def store_specs(root: Path, sweep: str | None = None) -> list[RunSpec]:
     a spec is skipped with a warning, as `sweep ls` does."""
     if not root.is_dir():
         raise SweepError(f"store: {root} is not a directory")
-    sweeps = [root / sweep] if sweep else sorted(path for path in root.iterdir() if path.is_dir())
+    found = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
+    sweeps = [root / sweep] if sweep else found  # .submitit and other dot-directories hold no runs
     if sweep and not sweeps[0].is_dir():
-        known = ", ".join(path.name for path in root.iterdir() if path.is_dir()) or "none"
+        known = ", ".join(path.name for path in found) or "none"
         raise SweepError(f"--sweep: no sweep {sweep!r} in {root}; sweeps there: {known}")
     specs = []
     for sweep_dir in sweeps:

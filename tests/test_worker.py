@@ -4,6 +4,7 @@ worker per GPU (tested on CPU with a faked device list)."""
 
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -118,3 +119,33 @@ def test_each_pool_worker_sees_only_its_gpu_and_the_largest_runs_go_first(tmp_pa
     assert seen == {"3", "5"}
     largest = sorted(specs, key=lambda spec: spec.flops, reverse=True)[:2]
     assert {spec.run_id for spec in reporter.order[:2]} == {spec.run_id for spec in largest}
+
+
+def test_a_pool_worker_killed_mid_run_fails_only_its_run_and_retry_finishes_it(tmp_path, write_config, email_glob):
+    """The local pool: kill -9 of one worker records its run as failed (an OOM kill must not loop);
+    the others finish, and --retry-failed trains the killed run again from its checkpoint."""
+    raw = eight_runs(email_glob)
+    raw["train"]["schedule"] = "cosine"
+    config = write_config(raw)
+    reference = tmp_path / "reference"
+    assert runner.invoke(app, ["run", str(config), "--store", str(reference), "--workers", "1"]).exit_code == 0
+    store = tmp_path / "store"
+    pool = subprocess.Popen([*SWEEP, "run", str(config), "--store", str(store), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, victim = time.monotonic() + 120, None
+    while victim is None and time.monotonic() < deadline:
+        for checkpoint in store.rglob("checkpoint.pt"):
+            try:
+                victim = json.loads((checkpoint.parent / "claim.json").read_text())["pid"]
+            except (OSError, ValueError):
+                continue
+        time.sleep(0.05)
+    os.kill(victim, signal.SIGKILL)
+    output = pool.communicate(timeout=600)[0]
+    assert pool.returncode == 1 and "worker process died" in json.dumps(load_runs(store)["reason"].tolist()), output
+    assert (load_runs(store)["status"] == "failed").sum() == 1
+    retry = subprocess.run([*SWEEP, "run", str(config), "--store", str(store), "--workers", "2", "--retry-failed"],
+                           capture_output=True, text=True, timeout=600)
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    assert losses(store) == losses(reference)
+    assert sorted(load_runs(store)["attempts"].tolist()) == [1] * 7 + [2]

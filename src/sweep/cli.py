@@ -117,6 +117,9 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
     device = resolve_device(sweep_config.device)
     corpus = load_corpus(sweep_config.data)
     specs = expand(sweep_config, corpus.sha256, corpus.vocab_size)
+    announcer = None
+    if not dry_run and not submit_only and executor == "local":
+        device, announcer = _distributed(sweep_config, device, corpus)
     if not dry_run:
         _check_writable(store_path)  # after every check of the config, so bad input writes nothing
     store = Store(store_path)
@@ -132,7 +135,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
         if executor != "local":
             _launch(executor, store, specs, sweep_config, wait)
         return
-    plan = plan_workers(todo, device, workers, workers_per_gpu)
+    plan = plan_workers(todo, device, 1 if announcer else workers, workers_per_gpu)
     processes, threads = plan.processes, sweep_config.train.threads or plan.threads
     torch.set_num_threads(threads)
 
@@ -165,8 +168,15 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
         on = f" on GPUs {','.join(plan.gpus)}" if plan.gpus else ""
         console.print(f"training {processes} runs at a time{on}, {threads} thread(s) each", highlight=False)
     plan = dataclasses.replace(plan, threads=threads)
-    outcome = _reported(lambda reporter: execute(specs, store, corpus, sweep_config.data, device, plan, reporter,
-                                                 options))
+    if announcer:
+        from sweep.executors import run_local
+
+        outcome = _reported(lambda reporter: run_local(specs, store, corpus, device, reporter, options, announcer))
+        if outcome.ok:
+            announcer.finish()
+    else:
+        outcome = _reported(lambda reporter: execute(specs, store, corpus, sweep_config.data, device, plan, reporter,
+                                                     options))
 
     taken = f", {len(outcome.taken)} taken by another runner" if outcome.taken else ""
     console.print(f"sweep {sweep_config.name}: {len(outcome.done)} trained, {outcome.skipped} already finished{taken}, "
@@ -174,6 +184,25 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
                   highlight=False)
     console.print(_flops_summary(specs), highlight=False)
     raise typer.Exit(_exit_code(outcome, sweep_state(specs, store)))
+
+
+def _distributed(sweep_config, device, corpus):
+    """Under torchrun: (this rank's device, the Announcer) on rank 0; the other ranks train what it
+    announces and exit here. Elsewhere: (device, None)."""
+    from sweep import distributed
+    from sweep.launch import torchrun
+
+    if not torchrun.launched():
+        if sweep_config.train.ddp:
+            raise SweepError("train.ddp: true trains each run across the processes torchrun starts: "
+                             "torchrun --nproc_per_node N -m sweep run CONFIG")
+        return device, None
+    rank, _, _ = distributed.init_from_env()
+    device = distributed.device_for_rank(device)
+    if rank != 0:
+        torchrun.follow(corpus, device)
+        raise typer.Exit(0)
+    return device, torchrun.Announcer()
 
 
 def _reported(execute):

@@ -28,7 +28,7 @@ from typing import Protocol
 import torch
 
 import sweep
-from sweep import checkpoint
+from sweep import checkpoint, distributed
 from sweep.claims import CLAIM, Claim, ClaimLost, is_stale, try_claim
 from sweep.config import DataConfig, RunSpec, spec_from_dict
 from sweep.data import Corpus, load_corpus
@@ -366,7 +366,7 @@ def _watched(claim: Claim, progress):
 
 
 def _train_task(task: Task, store: Store, corpus: Corpus, device: torch.device, options: Options,
-                started, progress) -> dict | None:
+                started, progress, announce=None) -> dict | None:
     """Claim, train (resuming where it can) and record one task. None if another runner holds it,
     finished it meanwhile, or took it over while it trained (then nothing more is written to it).
     KeyboardInterrupt puts it back to pending and propagates, as StoreWriteError does; its checkpoint
@@ -381,13 +381,15 @@ def _train_task(task: Task, store: Store, corpus: Corpus, device: torch.device, 
         return None
     try:
         with claim:
-            return _train_claimed(task, store, directory, claim, corpus, device, options, started, progress)
+            return _train_claimed(task, store, directory, claim, corpus, device, options, started, progress, announce)
     except ClaimLost:
         return None
 
 
 def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Corpus, device: torch.device,
-                   options: Options, started, progress) -> dict | None:
+                   options: Options, started, progress, announce=None) -> dict | None:
+    """`announce(spec, state, snapshot_steps)`, if given, hears what is about to train, just before it
+    does (`launch.torchrun`: the other ranks train it too)."""
     spec = task.spec
     guard = functools.partial(_fenced, claim)
     if task.kind != "trunk" and _finished(store.status(spec)["status"], options):
@@ -406,6 +408,8 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
     weights = None
     if options.keep_weights and task.kind != "trunk":
         weights = guard(lambda weights: checkpoint.save(directory / "model.pt", {"model": weights}, owner=task.name))
+    if announce:
+        announce(spec, state, task.snapshot_steps)
     try:
         result = train(spec, corpus, device, log=guard(lambda row: store.append_metrics(directory, row)),
                        progress=_watched(claim, progress), resume=state,
@@ -433,8 +437,9 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
 
 
 def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.device,
-              reporter: Reporter, options: Options = Options()) -> SweepOutcome:
-    """Train every unfinished spec in this process, one task after another."""
+              reporter: Reporter, options: Options = Options(), announcer=None) -> SweepOutcome:
+    """Train every unfinished spec in this process, one task after another (`announcer`: the other
+    ranks of a torchrun job train each with it, `launch.torchrun`)."""
     plan, outcome = _begin(specs, store, options, reporter)
     index = 0
     try:
@@ -449,7 +454,10 @@ def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.
             plan.start(task)
             record = _train_task(task, store, corpus, device, options,
                                  lambda t=task, i=index: reporter.run_started(t, i, i + len(plan.ready()) + 1),
-                                 lambda row, t=task: reporter.run_progress(t, row))
+                                 lambda row, t=task: reporter.run_progress(t, row),
+                                 announcer.announce if announcer else None)
+            if announcer:
+                announcer.ended(trained=record is not None)
             index += 1
             _finish(outcome, plan, reporter, task, record)
     except (KeyboardInterrupt, StoreWriteError, OSError) as stop:
@@ -619,6 +627,7 @@ def environment(corpus: Corpus, device: torch.device) -> dict:
         "device_name": device_name,
         "threads": torch.get_num_threads(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "processes": distributed.world_size(),  # the DDP processes that trained it (torchrun)
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "sweep": sweep.__version__},
         "corpus": {"source": corpus.source, "sha256": corpus.sha256, "train_tokens": len(corpus.train),
                    "val_tokens": len(corpus.val), "train_documents": corpus.train_documents,

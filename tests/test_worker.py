@@ -58,25 +58,34 @@ def test_submit_only_registers_and_two_workers_train_everything_once(tmp_path, w
     assert (load_runs(store)["attempts"] == 1).all(), "no run trained twice"
 
 
-def test_a_worker_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_path, write_config, email_glob):
+def test_one_of_two_workers_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_path, write_config, email_glob):
     config = write_config(eight_runs(email_glob))
     reference = tmp_path / "reference"
     assert runner.invoke(app, ["run", str(config), "--store", str(reference), "--workers", "1"]).exit_code == 0
     store = tmp_path / "store"
     assert runner.invoke(app, ["run", str(config), "--store", str(store), "--submit-only"]).exit_code == 0
     command = [*SWEEP, "worker", str(store), "--threads", "1", "--workers", "1"]
-    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim, other = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2))
     deadline = time.monotonic() + 120
-    while not list(store.rglob("checkpoint.pt")) and time.monotonic() < deadline:
+    while not any(_held_by(checkpoint.parent, victim.pid) for checkpoint in store.rglob("checkpoint.pt")):
+        assert time.monotonic() < deadline, "the victim never checkpointed a run"
         time.sleep(0.05)
-    victim.send_signal(signal.SIGKILL)
+    victim.send_signal(signal.SIGKILL)  # mid-run: it has checkpointed the run it holds
     victim.wait()
     replacement = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert replacement.returncode == 0, replacement.stdout + replacement.stderr
+    assert replacement.returncode == 0 and other.wait(timeout=600) == 0, replacement.stdout + replacement.stderr
     assert losses(store) == losses(reference)
+    assert load_runs(store)["attempts"].max() <= 2, "only the killed worker's run started twice"
     for run_dir in run_dirs(store / "tiny"):
         steps = [row["step"] for row in read_metrics(run_dir)]
         assert steps == sorted(set(steps))
+
+
+def _held_by(directory, pid: int) -> bool:
+    try:
+        return json.loads((directory / "claim.json").read_text())["pid"] == pid
+    except (OSError, ValueError):
+        return False
 
 
 def test_a_worker_on_a_store_with_no_runs_says_so(tmp_path):

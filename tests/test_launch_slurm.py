@@ -249,3 +249,17 @@ def problems(raw: dict) -> list[str]:
     with pytest.raises(ConfigError) as err:
         parse_config(raw)
     return [problem.split(":")[0] for problem in err.value.problems]
+
+
+@needs_submitit
+def test_sweep_run_executor_slurm_wait_trains_the_sweep_through_local_jobs(tmp_path, reference_losses):
+    """The command a user types, end to end: register, submit 2 local jobs, wait, exit as sweep run."""
+    raw = eight_runs()
+    raw["executor"] = {"workers": 2, "cluster": "local", "threads": 1}
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    store = tmp_path / "store"
+    result = runner.invoke(app, ["run", str(config), "--store", str(store), "--executor", "slurm", "--wait"])
+    assert result.exit_code == 0, result.output
+    assert "submitted 2 sweep workers" in result.output
+    assert losses(store) == reference_losses

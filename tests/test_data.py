@@ -1,10 +1,17 @@
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from sweep.cli import app
 from sweep.config import DataConfig
-from sweep.data import get_batch, is_validation, load_corpus, stdlib_root, validation_set
+from sweep.data import WHOLE_READ_BYTES, get_batch, is_validation, load_corpus, stdlib_root, validation_set
 from sweep.errors import SweepError
+
+from conftest import tiny_config
 
 
 def test_stdlib_split_is_by_document_and_disjoint():
@@ -49,7 +56,7 @@ def test_token_bin_uint16(tmp_path):
     corpus = load_corpus(DataConfig(corpus=str(path), seq_len=32, val_fraction=0.2, chunk_tokens=5000))
     assert corpus.vocab_size == 1000
     assert len(corpus.train) + len(corpus.val) == 200_000  # no separators between token chunks
-    assert corpus.train.dtype == torch.int32
+    assert corpus.train.mapped().dtype == np.uint16  # as stored: batches widen only what they read
 
 
 @pytest.mark.parametrize("corpus, message", [
@@ -101,3 +108,121 @@ def test_validation_windows_cover_the_whole_split_without_overlap():
     starts = x[:, 0]
     assert len(starts) == 20 and starts[0] == 0 and starts[-1] > 9_000
     assert (starts.diff() >= 16).all() and torch.equal(y, x + 1)
+
+
+# --- token .bin files, memory-mapped -------------------------------------------------------------
+
+def widened_split(path, dtype: str, chunk_tokens: int, val_fraction: float):
+    """How a .bin was loaded before it was memory-mapped: read whole, uint16 widened to int32, cut into
+    chunks `name#i`, each side the concatenation of its chunks (uint8 ones each followed by the byte
+    separator 0, as text documents are). (train, val, val chunk indices, sha256)."""
+    tokens = np.fromfile(path, dtype=dtype)
+    tokens = tokens if dtype == "uint8" else tokens.astype(np.int32)
+    chunks = [tokens[start:start + chunk_tokens] for start in range(0, len(tokens), chunk_tokens)]
+    names = [f"{path.name}#{i}" for i in range(len(chunks))]
+    held_out = [i for i, name in enumerate(names) if is_validation(name, val_fraction)]
+    sha256 = hashlib.sha256()
+    for name, chunk in zip(names, chunks):
+        sha256.update(name.encode() + b"\x00" + chunk.tobytes())
+    separator = [np.zeros(1, np.uint8)] if dtype == "uint8" else []
+
+    def joined(indices):
+        return torch.from_numpy(np.concatenate([part for i in indices for part in [chunks[i], *separator]]))
+
+    train = joined([i for i in range(len(chunks)) if i not in held_out])
+    return train, joined(held_out), held_out, sha256.hexdigest()
+
+
+def write_tokens(path, count: int, dtype: str, vocab: int):
+    np.random.default_rng(0).integers(0, vocab, count).astype(dtype).tofile(path)
+    return path
+
+
+def test_token_bin_is_memory_mapped_not_copied(tmp_path):
+    path = write_tokens(tmp_path / "train.bin", 300_001, "uint16", 50_257)
+    corpus = load_corpus(DataConfig(corpus=str(path), seq_len=32, val_fraction=0.1, chunk_tokens=1000))
+    for side in (corpus.train, corpus.val):
+        tokens = side.mapped()
+        assert isinstance(tokens, np.memmap) and tokens.mode == "r" and not tokens.flags.writeable
+        assert tokens.dtype == np.uint16 and len(tokens) == 300_001  # the whole file, not widened
+        held = [value for value in vars(side).values() if isinstance(value, np.ndarray)]
+        assert held and all(len(array) <= len(side.offsets) for array in held)  # ranges, no tokens
+    assert len(corpus.train.offsets) - 1 < corpus.train_documents  # neighbouring chunks are one range
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_reading_a_token_bin_keeps_it_out_of_resident_memory(tmp_path):
+    """Loading, the validation set and batches of a 100 MB file leave resident memory where it was: the
+    widened copy took 200 MB, a map held across batches would keep the pages they touched."""
+    path = tmp_path / "train.bin"
+    np.tile(np.arange(2**16, dtype=np.uint16), 763).tofile(path)  # 100 MB
+    before = resident_bytes()
+    corpus = load_corpus(DataConfig(corpus=str(path), seq_len=256, vocab_size=2**16))
+    validation_set(corpus.val, 256, 65_536)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        get_batch(corpus.train, 32, 256, generator, torch.device("cpu"))
+    assert resident_bytes() - before < 20 * 2**20
+
+
+@pytest.mark.parametrize("dtype, vocab", [("uint16", 50_257), ("uint8", 256)])
+def test_bin_batches_are_those_of_the_widened_copy(tmp_path, dtype, vocab):
+    """Same generator, same windows as when the file was read whole and its sides concatenated,
+    windows that cross from one chunk into the next (and uint8's separators) included."""
+    path = write_tokens(tmp_path / "train.bin", 100_003, dtype, vocab)
+    corpus = load_corpus(DataConfig(corpus=str(path), bin_dtype=dtype, seq_len=64, val_fraction=0.2,
+                                    chunk_tokens=100))
+    train, val, _, _ = widened_split(path, dtype, 100, 0.2)
+    assert len(corpus.train) == len(train) and len(corpus.val) == len(val)
+    cpu = torch.device("cpu")
+    for rank, world_size in [(0, 1), (1, 2)]:
+        mapped, widened = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        for _ in range(20):
+            x, y = get_batch(corpus.train, 32, 64, mapped, cpu, rank, world_size)
+            x_old, y_old = get_batch(train, 32, 64, widened, cpu, rank, world_size)
+            assert x.dtype == y.dtype == torch.int64
+            assert torch.equal(x, x_old) and torch.equal(y, y_old)
+    for max_tokens in (640, 10**9):
+        assert all(torch.equal(a, b) for a, b in zip(validation_set(corpus.val, 64, max_tokens),
+                                                     validation_set(val, 64, max_tokens)))
+
+
+def test_bin_split_holds_out_the_same_chunks_as_before(tmp_path):
+    path = write_tokens(tmp_path / "train.bin", 250_000, "uint16", 1000)
+    corpus = load_corpus(DataConfig(corpus=str(path), seq_len=32, val_fraction=0.1, chunk_tokens=1000))
+    train, val, held_out, sha256 = widened_split(path, "uint16", 1000, 0.1)
+    assert corpus.val_documents == len(held_out) and corpus.train_documents == 250 - len(held_out)
+    everything = torch.tensor([0])
+    assert torch.equal(corpus.val.windows(everything, len(corpus.val))[0], val.long())
+    assert torch.equal(corpus.train.windows(everything, len(corpus.train))[0], train.long())
+    assert corpus.sha256 == sha256 and corpus.vocab_size == 1000  # a small file is still read whole
+
+
+def test_large_bin_is_fingerprinted_and_its_ids_checked_as_read(tmp_path):
+    """Above WHOLE_READ_BYTES the file is not read whole: its sha256 is a fingerprint of samples and,
+    with data.vocab_size given, an id too large is found by the batch that reads it."""
+    path = tmp_path / "train.bin"
+    with open(path, "wb") as file:
+        file.truncate(WHOLE_READ_BYTES + 2 ** 20)  # sparse: zeros, written at once
+    data = DataConfig(corpus=str(path), seq_len=32, vocab_size=50_257)
+    first = load_corpus(data).sha256
+    assert load_corpus(data).sha256 == first
+    np.memmap(path, np.uint16, mode="r+")[-1] = 7  # the last sample
+    assert load_corpus(data).sha256 != first
+    np.memmap(path, np.uint16, mode="r+")[:10 * 65_536] = 60_000  # the first ten chunks
+    corpus = load_corpus(data)
+    with pytest.raises(SweepError, match="data.vocab_size: 50257 is too small for token id 60000"):
+        corpus.train.windows(torch.tensor([0]), 33)
+
+
+def test_odd_sized_bin_exits_2_with_its_message(tmp_path, write_config):
+    odd = tmp_path / "odd.bin"
+    odd.write_bytes(b"abc")
+    config = write_config(tiny_config(str(odd)))
+    result = CliRunner().invoke(app, ["run", str(config), "--store", str(tmp_path / "store")])
+    assert result.exit_code == 2 and "has 3 bytes, not a whole number of uint16 tokens" in result.output

@@ -4,6 +4,10 @@ Text is tokenised as bytes (vocabulary 256), so loss per token is loss per byte 
 exact: bpb = loss / ln 2. The split is by document: each document's name is hashed and the hash alone
 decides its side, so the split never overlaps, does not depend on the order files are listed, and a
 document never moves when others are added.
+
+A token .bin (nanoGPT's train.bin, any size) is memory-mapped, never read whole into memory nor
+widened: its chunks' sides come from their names alone, each side is a `TokenRanges` over the file,
+and batches convert only the windows they read.
 """
 
 from __future__ import annotations
@@ -23,13 +27,77 @@ from sweep.limits import cut, shown
 
 DOCUMENT_SEPARATOR = b"\x00"  # a byte that text files do not contain
 
+# A .bin up to this size is read whole at load, as every .bin was: its sha256 is a text corpus's (of
+# every chunk's name and tokens) and its ids are checked against data.vocab_size there. A larger one
+# is never read whole for either, since for nanoGPT's 17 GB OpenWebText train.bin that read would cost
+# every worker a minute or more from disk; only a data.vocab_size of 0 makes it scan for the largest id.
+WHOLE_READ_BYTES = 64 << 20
+# A larger .bin's sha256 is a fingerprint: of its name, its size and this many evenly spaced samples
+# of this many bytes, its first and last among them (16 MiB read, whatever the size).
+FINGERPRINT_SAMPLES = 16
+FINGERPRINT_SAMPLE_BYTES = 1 << 20
+SCAN_BLOCK_BYTES = 16 << 20  # the block the largest id is searched for in, so memory stays flat
+
+
+class TokenRanges:
+    """One side of a token file's split as one sequence, without copying it: the (start, length) token
+    ranges of the file that hold the side's chunks, in file order, laid end to end, as concatenating
+    the chunks did; a window may run from one range into the next as it ran across chunks. uint8 files
+    keep the separator that joining byte documents puts after each part (`_join`), so their batches
+    stay the same too. Ids are checked against `vocab_size` as windows are read: a large file's are
+    not all read at load (WHOLE_READ_BYTES)."""
+
+    def __init__(self, path: Path, dtype: np.dtype, starts: np.ndarray, lengths: np.ndarray, separated: bool,
+                 vocab_size: int):
+        self.path, self.dtype = path, dtype
+        self.vocab_size = vocab_size
+        # Per range (n_ranges,), in the sequence: where it begins (and one past the last), where its
+        # tokens end (its separator's position, where `separated`), and file position minus sequence position.
+        self.offsets = np.concatenate(([0], np.cumsum(lengths + separated)))
+        self.ends = self.offsets[:-1] + lengths
+        self.shifts = starts - self.offsets[:-1]
+
+    def mapped(self) -> np.memmap:
+        """The whole file, (N_file,) ids as stored, mapped read-only afresh for each read: a map held
+        across reads would keep every page a batch ever touched in this process's resident set, up to
+        the file's size (nanoGPT maps each batch anew for this reason). The pages stay in the page
+        cache, shared by every process that reads the file."""
+        return np.memmap(self.path, dtype=self.dtype, mode="r")
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def windows(self, starts: torch.Tensor, length: int) -> torch.Tensor:
+        """The `length` tokens from each of `starts` (n,), positions in the sequence: (n, length) int64.
+        Only these are read from the file and converted."""
+        starts = starts.numpy()
+        ranges = np.searchsorted(self.offsets, starts, side="right") - 1  # (n,) the range each window starts in
+        file_positions = (starts + self.shifts[ranges])[:, None] + np.arange(length)  # (n, length)
+        crossing = starts + length > self.ends[ranges]  # (n,) windows that run past their range's tokens
+        separators = np.zeros(file_positions.shape, dtype=bool)  # (n, length)
+        if crossing.any():  # their tokens mapped one by one, by binary search over the ranges' offsets
+            positions = starts[crossing, None] + np.arange(length)  # (n_crossing, length) in the sequence
+            position_ranges = np.searchsorted(self.offsets, positions, side="right") - 1
+            file_positions[crossing] = positions + self.shifts[position_ranges]
+            separators[crossing] = positions == self.ends[position_ranges]  # only where separated
+            file_positions[separators] = 0  # a separator's position may lie past the file's end
+        ids = self.mapped()[file_positions].astype(np.int64)
+        ids[separators] = DOCUMENT_SEPARATOR[0]
+        if int(ids.max()) >= self.vocab_size:
+            raise SweepError(f"data.vocab_size: {self.vocab_size} is too small for token id {int(ids.max())} "
+                             f"read from {cut(str(self.path), 200)}")
+        return torch.from_numpy(ids)
+
+
+Tokens = torch.Tensor | TokenRanges  # a text corpus's tensor or a token file's ranges
+
 
 @dataclass(frozen=True)
 class Corpus:
     source: str  # 'stdlib' or the resolved path
-    sha256: str  # of the documents' names and contents, in order
-    train: torch.Tensor  # (N_train,) token ids, uint8 for bytes, int32 otherwise
-    val: torch.Tensor  # (N_val,)
+    sha256: str  # of the documents' names and contents, in order; a large .bin's: a fingerprint (_fingerprint)
+    train: Tokens  # (N_train,) token ids: uint8 tensor for bytes, a token file's TokenRanges
+    val: Tokens  # (N_val,)
     vocab_size: int
     train_documents: int
     val_documents: int
@@ -47,10 +115,11 @@ def stdlib_root() -> Path:
 
 def load_corpus(data: DataConfig) -> Corpus:
     """Read the corpus that `data.corpus` names and split it. Raises SweepError on a bad path."""
+    path = Path(data.corpus).expanduser()
+    if path.suffix == ".bin" and path.is_file():
+        return _load_token_file(path, data)
     documents, source, vocab_size = _documents(data)
-    if len(documents) < 2:
-        raise SweepError(f"data.corpus: {shown(data.corpus)} holds {len(documents)} document(s); at least 2 are needed "
-                         "to hold one out for validation (a single file is cut into data.chunk_tokens pieces)")
+    _check_documents(data, len(documents))
     digest = hashlib.sha256()
     train_parts, val_parts = [], []
     for doc in documents:
@@ -59,14 +128,28 @@ def load_corpus(data: DataConfig) -> Corpus:
     if not val_parts or not train_parts:  # a tiny corpus: at least one document on each side
         train_parts, val_parts = [d.tokens for d in documents[:-1]], [documents[-1].tokens]
     train, val = _join(train_parts), _join(val_parts)
-    if len(train) <= data.seq_len or len(val) <= data.seq_len:
-        raise SweepError(f"data.corpus: {shown(data.corpus)} is too small for seq_len {data.seq_len} "
-                         f"({len(train)} training and {len(val)} validation tokens)")
-    if int(max(train.max(), val.max())) >= vocab_size:
-        raise SweepError(f"data.vocab_size: {vocab_size} is too small for token id {int(max(train.max(), val.max()))}")
+    _check_sizes(data, len(train), len(val))
+    _check_vocab(int(max(train.max(), val.max())), vocab_size)
     _check_val_tokens(data, len(val))
     return Corpus(source, digest.hexdigest(), torch.from_numpy(train), torch.from_numpy(val),
                   vocab_size, len(train_parts), len(val_parts))
+
+
+def _check_documents(data: DataConfig, documents: int) -> None:
+    if documents < 2:
+        raise SweepError(f"data.corpus: {shown(data.corpus)} holds {documents} document(s); at least 2 are needed "
+                         "to hold one out for validation (a single file is cut into data.chunk_tokens pieces)")
+
+
+def _check_sizes(data: DataConfig, train_tokens: int, val_tokens: int) -> None:
+    if train_tokens <= data.seq_len or val_tokens <= data.seq_len:
+        raise SweepError(f"data.corpus: {shown(data.corpus)} is too small for seq_len {data.seq_len} "
+                         f"({train_tokens} training and {val_tokens} validation tokens)")
+
+
+def _check_vocab(largest_id: int, vocab_size: int) -> None:
+    if largest_id >= vocab_size:
+        raise SweepError(f"data.vocab_size: {vocab_size} is too small for token id {largest_id}")
 
 
 def _check_val_tokens(data: DataConfig, split_tokens: int) -> None:
@@ -99,8 +182,6 @@ def _documents(data: DataConfig) -> tuple[list[Document], str, int]:
         files = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)
         return [_text_document(p, str(p.relative_to(root))) for p in files], "stdlib", 256
     path = Path(data.corpus).expanduser()
-    if path.suffix == ".bin" and path.is_file():
-        return _bin_documents(path, data)
     if path.is_dir() and (path / "train.bin").is_file():
         raise SweepError(f"data.corpus: {cut(str(path), 200)} holds nanoGPT's train.bin; name the .bin file itself")
     if path.is_file():
@@ -132,20 +213,83 @@ def _chunks(name: str, tokens: np.ndarray, chunk_tokens: int) -> list[Document]:
             for i, start in enumerate(range(0, len(tokens), chunk_tokens))]
 
 
-def _bin_documents(path: Path, data: DataConfig) -> tuple[list[Document], str, int]:
-    """A nanoGPT-style token file: raw little-endian uint8 or uint16 ids, no header."""
+def _load_token_file(path: Path, data: DataConfig) -> Corpus:
+    """A nanoGPT-style token file: raw little-endian uint8 or uint16 ids, no header. Cut into documents
+    of data.chunk_tokens like a long text file, and split by their names (`name#i`) alone, so the file
+    is not read to split it; the same chunks go to the same sides as when the file was read whole."""
     dtype = np.dtype(data.bin_dtype)
     size = path.stat().st_size
     if size % dtype.itemsize:
         raise SweepError(f"data.corpus: {cut(str(path), 200)} has {size} bytes, not a whole number of {data.bin_dtype} tokens")
-    tokens = np.fromfile(path, dtype=dtype)
-    if dtype != np.uint8:
-        tokens = tokens.astype(np.int32)  # torch indexes int32 well; it has little uint16 support
-    vocab_size = data.vocab_size or int(tokens.max()) + 1
-    return _chunks(path.name, tokens, data.chunk_tokens), str(path.resolve()), vocab_size
+    count = size // dtype.itemsize
+    chunks = -(-count // data.chunk_tokens)
+    _check_documents(data, chunks)
+    in_val = np.array([is_validation(f"{path.name}#{i}", data.val_fraction) for i in range(chunks)])
+    if in_val.all() or not in_val.any():  # a tiny corpus: at least one document on each side
+        in_val = np.arange(chunks) == chunks - 1
+    whole = size <= WHOLE_READ_BYTES
+    try:
+        largest = _largest_id(path, dtype) if whole or not data.vocab_size else None
+        sha256 = _chunks_sha256(path, dtype, data.chunk_tokens) if whole else _fingerprint(path, size)
+    except OSError as err:
+        raise SweepError(f"data.corpus: cannot read {cut(str(path), 200)}: {err.strerror}") from None
+    vocab_size = data.vocab_size or largest + 1
+    source, separated = path.resolve(), dtype == np.uint8  # `_join` puts the byte separator after each uint8 part
+    sides = [_chunk_ranges(side, data.chunk_tokens, count, merge=not separated) for side in (~in_val, in_val)]
+    train, val = (TokenRanges(source, dtype, starts, lengths, separated, vocab_size) for starts, lengths in sides)
+    _check_sizes(data, len(train), len(val))
+    if largest is not None:
+        _check_vocab(largest, vocab_size)
+    _check_val_tokens(data, len(val))
+    return Corpus(str(source), sha256, train, val, vocab_size, int((~in_val).sum()), int(in_val.sum()))
 
 
-def get_batch(tokens: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator,
+def _chunk_ranges(in_side: np.ndarray, chunk_tokens: int, count: int, merge: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, lengths) in tokens of the chunks where `in_side` (n_chunks,) holds, in file order; with
+    `merge`, each run of neighbouring chunks is one range, as it is one stretch of their concatenation."""
+    chunks = np.flatnonzero(in_side)
+    starts = chunks * chunk_tokens
+    ends = np.minimum(starts + chunk_tokens, count)
+    if merge:
+        follows = chunks[1:] == chunks[:-1] + 1  # (n - 1,) the next chunk continues the previous one
+        starts, ends = starts[np.r_[True, ~follows]], ends[np.r_[~follows, True]]
+    return starts, ends - starts
+
+
+def _largest_id(path: Path, dtype: np.dtype) -> int:
+    """The file's largest token id, a block at a time (a full read; memory stays flat)."""
+    block = np.empty(SCAN_BLOCK_BYTES // dtype.itemsize, dtype=dtype)
+    largest = 0
+    with open(path, "rb", buffering=0) as file:
+        while read := file.readinto(block):
+            largest = max(largest, int(block[:read // dtype.itemsize].max()))
+    return largest
+
+
+def _chunks_sha256(path: Path, dtype: np.dtype, chunk_tokens: int) -> str:
+    """A small file's sha256: of each chunk's name and tokens in order, as a text corpus's is and as
+    this file's was (uint16 ids as the int32 they were held in)."""
+    digest = hashlib.sha256()
+    tokens = np.fromfile(path, dtype=dtype)  # at most WHOLE_READ_BYTES
+    held = np.uint8 if dtype == np.uint8 else np.int32
+    for i, start in enumerate(range(0, len(tokens), chunk_tokens)):
+        digest.update(f"{path.name}#{i}".encode() + b"\x00" + tokens[start:start + chunk_tokens].astype(held).tobytes())
+    return digest.hexdigest()
+
+
+def _fingerprint(path: Path, size: int) -> str:
+    """A large file's sha256: of its name, its size and FINGERPRINT_SAMPLES evenly spaced samples, so
+    that a new size, a new tokenisation or most edits change it, read in milliseconds. Not the hash
+    of every chunk such files had before WHOLE_READ_BYTES (their runs' ids change once)."""
+    digest = hashlib.sha256(f"fingerprint\x00{path.name}\x00{size}\x00".encode())
+    with open(path, "rb") as file:
+        for offset in np.linspace(0, size - FINGERPRINT_SAMPLE_BYTES, FINGERPRINT_SAMPLES).astype(np.int64):
+            file.seek(int(offset))
+            digest.update(file.read(FINGERPRINT_SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def get_batch(tokens: Tokens, batch_size: int, seq_len: int, generator: torch.Generator,
               device: torch.device, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows of `tokens`: inputs x and next-token targets y, each (B / world_size, T) int64,
     rank `rank`'s contiguous share of a batch of B windows. Every rank draws all B starts, so the
@@ -153,14 +297,14 @@ def get_batch(tokens: torch.Tensor, batch_size: int, seq_len: int, generator: to
     One fancy-indexing gather, no Python loop over rows."""
     starts = torch.randint(len(tokens) - seq_len - 1, (batch_size,), generator=generator)
     starts = starts.view(world_size, -1)[rank]  # (B / world_size,)
-    windows = tokens[starts[:, None] + torch.arange(seq_len + 1)].long()  # (B / world_size, T+1)
+    windows = _windows(tokens, starts, seq_len + 1)  # (B / world_size, T+1)
     x, y = windows[:, :-1], windows[:, 1:]
     if device.type == "cuda":
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
     return x, y
 
 
-def validation_set(val: torch.Tensor, seq_len: int, max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+def validation_set(val: Tokens, seq_len: int, max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed held-out set every evaluation reads: up to `max_tokens` targets in non-overlapping
     windows spread evenly over the whole validation split, so that every kind of document in it is
     measured, not only the first few (in path order, those can all be of one kind). x and y are
@@ -168,5 +312,12 @@ def validation_set(val: torch.Tensor, seq_len: int, max_tokens: int) -> tuple[to
     windows = max(1, min(max_tokens // seq_len, (len(val) - 1) // seq_len))
     stride = (len(val) - 1 - seq_len) // max(1, windows - 1) if windows > 1 else 0  # >= seq_len
     starts = torch.arange(windows) * stride
-    spans = val[starts[:, None] + torch.arange(seq_len + 1)].long()  # (n_windows, T+1)
+    spans = _windows(val, starts, seq_len + 1)  # (n_windows, T+1)
     return spans[:, :-1].contiguous(), spans[:, 1:].contiguous()
+
+
+def _windows(tokens: Tokens, starts: torch.Tensor, length: int) -> torch.Tensor:
+    """The `length` tokens from each of `starts` (n,): (n, length) int64."""
+    if isinstance(tokens, TokenRanges):
+        return tokens.windows(starts, length)
+    return tokens[starts[:, None] + torch.arange(length)].long()

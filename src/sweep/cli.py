@@ -239,13 +239,9 @@ def _launch(executor: str, store, specs, sweep_config, wait: bool) -> None:
 
 def _register(specs, store) -> None:
     """`--submit-only`: the sweep's runs in the store, pending, for `sweep worker` to train."""
-    from sweep.executors import pending
+    from sweep.executors import pending, register
 
-    try:
-        for spec in specs:
-            store.register(spec)
-    except OSError as err:
-        raise SweepError(f"--store: cannot write to {store.root} ({err.strerror or type(err).__name__})") from None
+    register(specs, store)
     todo = pending(specs, store)
     console.print(f"registered sweep {specs[0].sweep}: {len(specs)} runs, {len(todo)} to train, in {store.root}; "
                   f"train them with: sweep worker {store.root}", highlight=False)

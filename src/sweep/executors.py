@@ -278,13 +278,18 @@ def sweep_state(specs: list[RunSpec], store: Store) -> SweepState:
     return state
 
 
-def _begin(specs: list[RunSpec], store: Store, options: Options, reporter: Reporter) -> tuple[Plan, SweepOutcome]:
-    """Register every spec in the store, list the unfinished ones and announce the sweep."""
+def register(specs: list[RunSpec], store: Store) -> None:
+    """Every spec's directory in the store, pending unless it exists (`Store.register`)."""
     try:
         for spec in specs:
             store.register(spec)
     except OSError as err:  # nothing has trained yet: the store itself is the problem
         raise SweepError(f"--store: cannot write to {store.root} ({type(err).__name__}: {err})") from err
+
+
+def _begin(specs: list[RunSpec], store: Store, options: Options, reporter: Reporter) -> tuple[Plan, SweepOutcome]:
+    """Register every spec in the store, list the unfinished ones and announce the sweep."""
+    register(specs, store)
     todo = pending(specs, store, options)
     reporter.sweep_started(specs, todo, spent_flops(todo)[0])
     return Plan(todo, store, options), SweepOutcome(total=len(specs), skipped=len(specs) - len(todo))

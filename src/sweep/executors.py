@@ -349,6 +349,11 @@ def _resume_state(task: Task, store: Store) -> tuple[dict | None, list[dict]]:
     return state, metrics_through(directory, state["step"] if state else 0)
 
 
+def store_write_error(err: OSError) -> StoreWriteError:
+    """What a failed write to the store (a full disk, a read-only mount) stops the sweep with."""
+    return StoreWriteError(f"cannot write to the store ({type(err).__name__}: {err})")
+
+
 def _fenced(claim: Claim, write):
     """`write`, made only while this runner still holds `claim` (else ClaimLost, nothing written). An
     OSError from it is the store's (a full disk, a read-only mount), not the run's."""
@@ -357,7 +362,7 @@ def _fenced(claim: Claim, write):
         try:
             return write(*args, **kwargs)
         except OSError as err:
-            raise StoreWriteError(f"cannot write to the store ({type(err).__name__}: {err})") from err
+            raise store_write_error(err) from err
     return guarded
 
 
@@ -381,7 +386,7 @@ def _train_task(task: Task, store: Store, corpus: Corpus, device: torch.device, 
     try:
         claim = try_claim(directory)
     except OSError as err:
-        raise StoreWriteError(f"cannot write to the store ({type(err).__name__}: {err})") from err
+        raise store_write_error(err) from err
     if claim is None:
         return None
     try:
@@ -478,7 +483,7 @@ def _stopped(outcome: SweepOutcome, stop: BaseException) -> None:
     elif isinstance(stop, StoreWriteError):
         outcome.store_error = str(stop)
     else:
-        outcome.store_error = f"cannot write to the store ({type(stop).__name__}: {stop})"
+        outcome.store_error = str(store_write_error(stop))
 
 
 def _next_task(tasks, parent_gone):

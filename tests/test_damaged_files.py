@@ -225,22 +225,14 @@ def test_a_checkpoint_that_is_no_training_state_starts_the_run_over(cosine, tmp_
     assert "damaged: " in warned
 
 
-def test_a_checkpoint_of_another_run_past_this_runs_end_is_not_resumed(cosine, tmp_path):
-    """The interrupted run's checkpoint (step 19) copied to the 8-step run of the same shape: resuming it
-    would record the other run's model as this run's result."""
+@pytest.mark.parametrize("target", [(32, 8), (16, 32)], ids=["same-shape-past-its-end", "another-shape"])
+def test_a_checkpoint_of_another_run_is_not_resumed(cosine, tmp_path, target):
+    """The interrupted run's checkpoint (step 19) copied to another run: to the 8-step run of the same
+    shape, resuming it would record the other run's model as this run's result; to a run of another
+    shape, it would fail the run. Either starts over."""
     config, reference, interrupted, specs = cosine
     store = copied(interrupted, tmp_path)
-    shutil.copy(store / "tiny" / specs[32, 32].run_id / "checkpoint.pt", store / "tiny" / specs[32, 8].run_id)
-    rerun, warned = run_sweep(config, store)
-    assert rerun.exit_code == 0, rerun.output
-    assert_done_once(store, reference, {specs[32, 32].run_id: 2})
-    assert "damaged: " in warned
-
-
-def test_a_checkpoint_of_another_shape_starts_the_run_over(cosine, tmp_path):
-    config, reference, interrupted, specs = cosine
-    store = copied(interrupted, tmp_path)
-    shutil.copy(store / "tiny" / specs[32, 32].run_id / "checkpoint.pt", store / "tiny" / specs[16, 32].run_id)
+    shutil.copy(store / "tiny" / specs[32, 32].run_id / "checkpoint.pt", store / "tiny" / specs[target].run_id)
     rerun, warned = run_sweep(config, store)
     assert rerun.exit_code == 0, rerun.output
     assert_done_once(store, reference, {specs[32, 32].run_id: 2})

@@ -170,9 +170,15 @@ def test_lr_rules():
     config = parse_config({**tiny_config("stdlib"), "train": {"batch_tokens": 1024, "lr": "kaplan"}})
     spec = expand(config)[0]
     assert spec.lr == pytest.approx(0.003239 - 0.0001395 * math.log(param_counts(spec.shape).non_embedding))
-    auto = expand(parse_config({**tiny_config("stdlib"), "train": {"batch_tokens": 1024, "lr": "auto"}}))
-    assert [s.lr for s in auto] == [lr_for_params(param_counts(s.shape).non_embedding) for s in auto]
     assert lr_for_params(10**6) < lr_for_params(10**5) and kaplan_lr(10**6) < kaplan_lr(10**5)
+    assert lr_for_params(10**5, 8e6) == pytest.approx(lr_for_params(10**5) * 4 ** -0.32)  # longer: lower
+    for schedule in ("wsd", "cosine"):
+        auto = expand(parse_config({**tiny_config("stdlib"), "train": {"batch_tokens": 1024, "lr": "auto",
+                                                                       "schedule": schedule}}))
+        for s in auto:  # wsd: one rate per trunk, tuned for its largest budget; cosine: for its own
+            horizon = 16384 if schedule == "wsd" else s.tokens
+            assert s.lr == lr_for_params(param_counts(s.shape).non_embedding, horizon)
+        assert len({s.lr for s in auto}) == (2 if schedule == "wsd" else 4)
 
 
 def test_tokens_per_param_gives_every_size_the_same_ratio():

@@ -273,19 +273,26 @@ def params_rule_limit(model: ModelConfig) -> int:
 # `lr: auto`: lr*(N) = LR_AUTO_COEFFICIENT · N^-LR_AUTO_EXPONENT, N non-embedding, fit to the best
 # learning rate of an lr grid (1e-3 to 3.2e-2) at 12k, 99k and 332k parameters on this engine: wsd,
 # 2M tokens, 1024-token batches, AdamW, byte-level stdlib text; optima 0.0164, 0.0067, 0.0028
-# (`python scripts/lr_rule.py`, README "The learning-rate rule"). Outside 1e4-3e5 it extrapolates.
+# (`python scripts/lr_rule.py`, README "A learning rate per size"). Outside 1e4-3e5 it extrapolates.
 LR_AUTO_COEFFICIENT = 2.537
 LR_AUTO_EXPONENT = 0.5294
+# Longer training wants a lower rate: lr* ∝ D^-0.32 for AdamW (Bjorck et al. 2024, arXiv 2409.19913,
+# "Scaling Optimal LR Across Token Horizons"). Measured here only in direction (README, "A learning
+# rate per size": at 332k the rule's rate wins to 2.6M tokens and loses at 8M), so their exponent.
+LR_AUTO_TOKENS = 2e6
+LR_HORIZON_EXPONENT = 0.32
 
 
-def lr_for_params(non_embedding_params: int) -> float:
-    """`lr: auto`, the rule measured on this engine (see LR_AUTO_COEFFICIENT)."""
-    return LR_AUTO_COEFFICIENT * non_embedding_params ** -LR_AUTO_EXPONENT
+def lr_for_params(non_embedding_params: int, tokens: float = LR_AUTO_TOKENS) -> float:
+    """`lr: auto`, the rule measured on this engine (see LR_AUTO_COEFFICIENT), moved from the 2M
+    tokens it was measured at to a horizon of `tokens` (see LR_HORIZON_EXPONENT)."""
+    horizon = (tokens / LR_AUTO_TOKENS) ** -LR_HORIZON_EXPONENT
+    return LR_AUTO_COEFFICIENT * non_embedding_params ** -LR_AUTO_EXPONENT * horizon
 
 
-def kaplan_lr(non_embedding_params: int) -> float:
+def kaplan_lr(non_embedding_params: int, tokens: float = 0) -> float:
     """`lr: kaplan`: Kaplan et al. 2020, App. D.6, eq. D.1: LR(N) ≈ 0.003239 − 0.0001395·ln N, for Adam
-    with warmup and decay; N non-embedding parameters."""
+    with warmup and decay; N non-embedding parameters. It does not depend on the horizon."""
     return 0.003239 - 0.0001395 * math.log(non_embedding_params)
 
 
@@ -345,17 +352,25 @@ def wsd_warmup_steps(train: TrainConfig, tokens: list[int]) -> int:
     return int(train.warmup * max(1, round(min(tokens) / train.batch_tokens)))
 
 
+def rule_horizon(train: TrainConfig, tokens: int, size_tokens: list[int]) -> int:
+    """The training length an lr rule tunes for. A cosine run is tuned for its own budget; under wsd
+    every budget of a size branches off one trunk at one rate, which is tuned for the largest budget:
+    the one a sweep extrapolates from, and where a too-high rate costs most."""
+    return max(size_tokens) if train.schedule == "wsd" else tokens
+
+
 def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) -> list[RunSpec]:
     """The grid: sizes × (tokens, compute budgets or ratios) × learning rates × seeds."""
     pairs = budgets(config, vocab_size)
     specs = []
     for shape, tokens in pairs:
+        size_tokens = [t for s, t in pairs if s == shape]
         lrs = config.train.lr
         if lrs in LR_RULE:
-            lrs = (LR_RULE[lrs](param_counts(shape).non_embedding),)
+            lrs = (LR_RULE[lrs](param_counts(shape).non_embedding, rule_horizon(config.train, tokens, size_tokens)),)
         warmup_steps = 0
         if config.train.schedule == "wsd":
-            warmup_steps = wsd_warmup_steps(config.train, [t for s, t in pairs if s == shape])
+            warmup_steps = wsd_warmup_steps(config.train, size_tokens)
         for lr, seed in itertools.product(lrs, config.seeds):
             train = dataclasses.replace(config.train, lr=lr)
             specs.append(RunSpec(config.name, shape, tokens, seed, lr, train, config.data, corpus_sha256, warmup_steps))

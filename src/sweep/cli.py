@@ -115,7 +115,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
     if store_path.exists() and not store_path.is_dir():
         raise SweepError(f"--store: {store_path} exists and is not a directory")
     device = resolve_device(sweep_config.device)
-    corpus = load_corpus(sweep_config.data)
+    corpus = load_corpus(sweep_config.data, None if dry_run else store_path)  # a dry run leaves the store alone
     specs = expand(sweep_config, corpus.sha256, corpus.vocab_size)
     announcer = None
     if not dry_run and not submit_only and executor == "local":
@@ -125,6 +125,9 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
     store = Store(store_path)
 
     todo = pending(specs, store, options) if store_path.is_dir() else specs
+    if corpus.malformed:
+        console.print(f"note: {corpus.malformed} malformed record(s) of the corpus left out (data.malformed: skip); "
+                      "each run records the count", highlight=False)
     short = sorted({spec.steps for spec in specs if spec.steps < MIN_STEPS})
     if short:
         console.print(f"note: {sum(spec.steps < MIN_STEPS for spec in specs)} runs train fewer than {MIN_STEPS} "

@@ -35,10 +35,13 @@ from sweep.shape import ACTIVATIONS, NORMS, POSITIONS, ModelShape, default_d_ff,
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "fp32", "bf16")
 BIN_DTYPES = ("uint8", "uint16")
+TOKENIZERS = ("bytes", "bpe")  # or the path of a tokenizer.json
+MALFORMED = ("error", "skip")
 SCHEDULES = ("cosine", "wsd")
 DECAYS = ("linear", "sqrt")
 LR_RULES = ("auto", "kaplan")
 DEFAULT_VAL_TOKENS = 65536
+MIN_BPE_VOCAB = 258
 
 
 def _choices(*allowed: str) -> dict:
@@ -47,7 +50,8 @@ def _choices(*allowed: str) -> dict:
 
 @dataclass(frozen=True)
 class DataConfig:
-    corpus: str = "stdlib"  # 'stdlib', a text file, a directory or glob of text files, or a token .bin
+    # 'stdlib', a text file, a .jsonl or .parquet file, a directory or glob of them, or a token .bin
+    corpus: str = "stdlib"
     seq_len: int = 256
     val_fraction: float = 0.02  # share of documents held out for validation
     # Targets of the fixed validation set each evaluation reads. A value given must fit in the
@@ -55,7 +59,13 @@ class DataConfig:
     val_tokens: int = DEFAULT_VAL_TOKENS
     chunk_tokens: int = 65536  # a single file or .bin is cut into documents of this many tokens
     bin_dtype: str = field(default="uint16", metadata=_choices(*BIN_DTYPES))
-    vocab_size: int = 0  # .bin corpora: 0 = largest token + 1; text is always bytes (256)
+    # .bin: 0 = largest token + 1. Text: bpe's vocabulary (required); a tokenizer file's if 0.
+    vocab_size: int = 0
+    # Text: 'bytes' (vocabulary 256), 'bpe' (byte-level BPE trained on the training split, cached in
+    # the store) or the path of a Hugging Face tokenizer.json (`sweep.tokenizer`).
+    tokenizer: str = "bytes"
+    text_field: str = "text"  # .jsonl and .parquet: the field or column that holds each document's text
+    malformed: str = field(default="error", metadata=_choices(*MALFORMED))  # .jsonl lines: 'skip' counts and leaves them out
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,12 @@ class RunSpec:
         identity = self.to_dict()
         for how_not_what in ("threads", "checkpoint_every", "compile", "micro_batch_tokens", "ddp"):
             identity["train"].pop(how_not_what)
+        # What text was read and how it was tokenised is in corpus_sha256 (`data.load_corpus`); these
+        # fields enter only where they name a tokenizer, so byte-level runs keep the ids they had.
+        for in_the_hash in ("text_field", "malformed"):
+            identity["data"].pop(in_the_hash)
+        if self.data.tokenizer == "bytes":
+            identity["data"].pop("tokenizer")
         if self.train.schedule == "cosine":
             for wsd_only in ("schedule", "cooldown", "decay"):
                 identity["train"].pop(wsd_only)
@@ -564,6 +580,15 @@ def _check_data(data: DataConfig, path: str, problems: list[str]) -> None:
     need(data.chunk_tokens >= 2 * data.seq_len, f"chunk_tokens: {data.chunk_tokens} must be at least 2 × seq_len")
     need(data.vocab_size >= 0, f"vocab_size: {data.vocab_size} must be 0 (auto) or positive")
     need(data.vocab_size <= limits.MAX_VOCAB, f"vocab_size: {shown(data.vocab_size)} is more than {limits.MAX_VOCAB:,}")
+    named_file = data.tokenizer not in TOKENIZERS
+    need(not named_file or data.tokenizer.endswith(".json"),
+         f"tokenizer: {shown(data.tokenizer)} is not 'bytes', 'bpe' or the path of a tokenizer .json file")
+    need(data.tokenizer != "bpe" or data.vocab_size >= MIN_BPE_VOCAB,
+         f"vocab_size: tokenizer bpe needs a vocabulary of at least {MIN_BPE_VOCAB} (256 bytes, the document "
+         f"separator and merges), e.g. data.vocab_size: 2048; got {data.vocab_size}")
+    need(data.tokenizer == "bytes" or not data.corpus.endswith(".bin"),
+         f"tokenizer: {shown(data.tokenizer)} applies to text; a .bin corpus holds tokens already")
+    need(bool(data.text_field.strip()), "text_field: must name a field")
 
 
 def _check_model(model: ModelConfig, path: str, problems: list[str]) -> None:

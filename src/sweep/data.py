@@ -1,7 +1,8 @@
 """Corpora → token arrays, a train/validation split by document, and batches.
 
-Text is tokenised as bytes (vocabulary 256), so loss per token is loss per byte and bits per byte is
-exact: bpb = loss / ln 2. The split is by document: each document's name is hashed and the hash alone
+Text is tokenised as bytes (vocabulary 256) unless data.tokenizer names BPE or a tokenizer file
+(`sweep.tokenizer`); bits per byte is exact either way (`bits_per_byte`). Documents are text files,
+.jsonl lines and .parquet rows (`sweep.records`). The split is by document: each document's name is hashed and the hash alone
 decides its side, so the split never overlaps, does not depend on the order files are listed, and a
 document never moves when others are added.
 
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import math
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,8 @@ import torch
 from sweep.config import DEFAULT_VAL_TOKENS, DataConfig
 from sweep.errors import SweepError
 from sweep.limits import cut, shown
+from sweep.records import Malformed, is_record_file, read_records
+from sweep.tokenizer import tokenize
 
 DOCUMENT_SEPARATOR = b"\x00"  # a byte that text files do not contain
 
@@ -101,6 +105,10 @@ class Corpus:
     vocab_size: int
     train_documents: int
     val_documents: int
+    # (N_val,) the bytes of text each validation token ends (`sweep.tokenizer`); None: one each (bytes)
+    val_bytes: torch.Tensor | None = None
+    tokenizer: dict = field(default_factory=lambda: {"kind": "bytes", "vocab_size": 256})
+    malformed: int = 0  # records left out under data.malformed: skip
 
 
 @dataclass(frozen=True)
@@ -113,26 +121,49 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def load_corpus(data: DataConfig) -> Corpus:
-    """Read the corpus that `data.corpus` names and split it. Raises SweepError on a bad path."""
+def load_corpus(data: DataConfig, cache: Path | str | None = None) -> Corpus:
+    """Read the corpus that `data.corpus` names and split it. Raises SweepError on a bad path.
+    A BPE or file tokenizer tokenises under `cache` (a store's root; `sweep.tokenizer`)."""
     path = Path(data.corpus).expanduser()
     if path.suffix == ".bin" and path.is_file():
         return _load_token_file(path, data)
-    documents, source, vocab_size = _documents(data)
+    documents, malformed, source = _documents(data)
     _check_documents(data, len(documents))
     digest = hashlib.sha256()
-    train_parts, val_parts = [], []
+    train_docs, val_docs = [], []
     for doc in documents:
         digest.update(doc.name.encode() + b"\x00" + doc.tokens.tobytes())
-        (val_parts if is_validation(doc.name, data.val_fraction) else train_parts).append(doc.tokens)
-    if not val_parts or not train_parts:  # a tiny corpus: at least one document on each side
-        train_parts, val_parts = [d.tokens for d in documents[:-1]], [documents[-1].tokens]
-    train, val = _join(train_parts), _join(val_parts)
+        (val_docs if is_validation(doc.name, data.val_fraction) else train_docs).append(doc)
+    if not val_docs or not train_docs:  # a tiny corpus: at least one document on each side
+        train_docs, val_docs = documents[:-1], documents[-1:]
+    if data.tokenizer != "bytes":
+        return _tokenized_corpus(data, source, digest.hexdigest(), train_docs, val_docs, malformed, cache)
+    train, val = _join([d.tokens for d in train_docs]), _join([d.tokens for d in val_docs])
     _check_sizes(data, len(train), len(val))
-    _check_vocab(int(max(train.max(), val.max())), vocab_size)
+    _check_vocab(int(max(train.max(), val.max())), 256)
     _check_val_tokens(data, len(val))
     return Corpus(source, digest.hexdigest(), torch.from_numpy(train), torch.from_numpy(val),
-                  vocab_size, len(train_parts), len(val_parts))
+                  256, len(train_docs), len(val_docs), malformed=malformed)
+
+
+def _tokenized_corpus(data: DataConfig, source: str, text_sha256: str, train_docs: list[Document],
+                      val_docs: list[Document], malformed: int, cache) -> Corpus:
+    """The splits tokenised by data.tokenizer, mapped from the cache. The corpus's hash covers the
+    tokenizer too, so runs of another tokenisation of the same text are other runs."""
+    text = lambda docs: [bytes(d.tokens).decode("utf-8", "replace") for d in docs]  # noqa: E731
+    tokens = tokenize(data.tokenizer, data.vocab_size, text(train_docs), text(val_docs), text_sha256, cache)
+    if data.tokenizer != "bpe" and data.vocab_size and data.vocab_size < tokens.vocab_size:
+        raise SweepError(f"data.vocab_size: {data.vocab_size} is smaller than the tokenizer's vocabulary "
+                         f"({tokens.vocab_size}); give 0 to use the tokenizer's")
+    vocab_size = max(data.vocab_size, tokens.vocab_size) if data.tokenizer != "bpe" else tokens.vocab_size
+    whole = lambda path, count: TokenRanges(path, tokens.dtype, np.array([0]), np.array([count]), False, vocab_size)  # noqa: E731
+    train, val = whole(tokens.train_path, tokens.train_tokens), whole(tokens.val_path, tokens.val_tokens)
+    _check_sizes(data, len(train), len(val))
+    _check_val_tokens(data, len(val))
+    sha256 = hashlib.sha256(f"{text_sha256}\x00{tokens.tokenizer_sha256}".encode()).hexdigest()
+    return Corpus(source, sha256, train, val, vocab_size, len(train_docs), len(val_docs),
+                  val_bytes=torch.from_numpy(tokens.val_bytes().astype(np.int64)),
+                  tokenizer=tokens.record("bpe" if data.tokenizer == "bpe" else "file"), malformed=malformed)
 
 
 def _check_documents(data: DataConfig, documents: int) -> None:
@@ -175,25 +206,41 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _documents(data: DataConfig) -> tuple[list[Document], str, int]:
-    """(documents, source, vocabulary size) for any corpus kind the config may name."""
+def _documents(data: DataConfig) -> tuple[list[Document], int, str]:
+    """(documents, malformed records left out, source) for any text corpus kind the config may name."""
     if data.corpus == "stdlib":
         root = stdlib_root()
         files = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)
-        return [_text_document(p, str(p.relative_to(root))) for p in files], "stdlib", 256
+        return [_text_document(p, str(p.relative_to(root))) for p in files], 0, "stdlib"
     path = Path(data.corpus).expanduser()
     if path.is_dir() and (path / "train.bin").is_file():
         raise SweepError(f"data.corpus: {cut(str(path), 200)} holds nanoGPT's train.bin; name the .bin file itself")
+    if path.is_file() and not is_record_file(path):
+        return _chunks(path.name, _read(path), data.chunk_tokens), 0, str(path.resolve())
     if path.is_file():
-        return _chunks(path.name, _read(path), data.chunk_tokens), str(path.resolve()), 256
+        return *_file_documents(data, [(path, path.name)]), str(path.resolve())
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        return [_text_document(p, str(p.relative_to(path))) for p in files], str(path.resolve()), 256
+        return *_file_documents(data, [(p, str(p.relative_to(path))) for p in files]), str(path.resolve())
     matches = sorted(glob.glob(str(path), recursive=True))
     files = [Path(m) for m in matches if Path(m).is_file()]
     if files:
-        return [_text_document(p, str(p)) for p in files], data.corpus, 256
+        return *_file_documents(data, [(p, str(p)) for p in files]), data.corpus
     raise SweepError(f"data.corpus: {shown(data.corpus)} is not 'stdlib', an existing file or directory, or a glob that matches files")
+
+
+def _file_documents(data: DataConfig, files: list[tuple[Path, str]]) -> tuple[list[Document], int]:
+    """One document per text file, per .jsonl line and per .parquet row, and the malformed records
+    left out (`sweep.records`)."""
+    documents, malformed = [], Malformed()
+    for path, name in files:
+        if not is_record_file(path):
+            documents.append(_text_document(path, name))
+            continue
+        for record_name, text in read_records(path, name, data.text_field, malformed):
+            documents.append(Document(record_name, np.frombuffer(text.encode("utf-8", "replace"), dtype=np.uint8)))
+    malformed.check(data.text_field, data.malformed)
+    return documents, malformed.count
 
 
 def _read(path: Path) -> np.ndarray:
@@ -241,7 +288,8 @@ def _load_token_file(path: Path, data: DataConfig) -> Corpus:
     if largest is not None:
         _check_vocab(largest, vocab_size)
     _check_val_tokens(data, len(val))
-    return Corpus(str(source), sha256, train, val, vocab_size, int((~in_val).sum()), int(in_val.sum()))
+    return Corpus(str(source), sha256, train, val, vocab_size, int((~in_val).sum()), int(in_val.sum()),
+                  tokenizer={"kind": "token file", "vocab_size": vocab_size})
 
 
 def _chunk_ranges(in_side: np.ndarray, chunk_tokens: int, count: int, merge: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -309,11 +357,27 @@ def validation_set(val: Tokens, seq_len: int, max_tokens: int) -> tuple[torch.Te
     windows spread evenly over the whole validation split, so that every kind of document in it is
     measured, not only the first few (in path order, those can all be of one kind). x and y are
     (n_windows, T)."""
-    windows = max(1, min(max_tokens // seq_len, (len(val) - 1) // seq_len))
-    stride = (len(val) - 1 - seq_len) // max(1, windows - 1) if windows > 1 else 0  # >= seq_len
-    starts = torch.arange(windows) * stride
-    spans = _windows(val, starts, seq_len + 1)  # (n_windows, T+1)
+    spans = _windows(val, _validation_starts(len(val), seq_len, max_tokens), seq_len + 1)  # (n_windows, T+1)
     return spans[:, :-1].contiguous(), spans[:, 1:].contiguous()
+
+
+def _validation_starts(length: int, seq_len: int, max_tokens: int) -> torch.Tensor:
+    """(n_windows,) where the validation set's windows start in a split of `length` tokens."""
+    windows = max(1, min(max_tokens // seq_len, (length - 1) // seq_len))
+    stride = (length - 1 - seq_len) // max(1, windows - 1) if windows > 1 else 0  # >= seq_len
+    return torch.arange(windows) * stride
+
+
+def bits_per_byte(loss: float, corpus: Corpus, seq_len: int, max_tokens: int) -> float | None:
+    """Bits per byte of text from the validation set's mean loss in nats per token: Σ nats over its
+    targets / (ln 2 × the bytes those targets end), comparable across tokenizers."""
+    if corpus.tokenizer["kind"] == "token file" and corpus.vocab_size > 256:
+        return None  # ids of an unknown tokenizer: the bytes they stand for are not known
+    if corpus.val_bytes is None:  # bytes: one byte per token
+        return loss / math.log(2)
+    starts = _validation_starts(len(corpus.val), seq_len, max_tokens)
+    credits = _windows(corpus.val_bytes, starts, seq_len + 1)[:, 1:]  # (n_windows, T) bytes per target
+    return loss * credits.numel() / (math.log(2) * int(credits.sum()))
 
 
 def _windows(tokens: Tokens, starts: torch.Tensor, length: int) -> torch.Tensor:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import math
 import multiprocessing
 import os
 import platform
@@ -31,7 +30,7 @@ import sweep
 from sweep import checkpoint, distributed
 from sweep.claims import CLAIM, Claim, ClaimLost, is_stale, try_claim
 from sweep.config import DataConfig, RunSpec, spec_from_dict
-from sweep.data import Corpus, load_corpus
+from sweep.data import Corpus, bits_per_byte, load_corpus
 from sweep.errors import StoreWriteError, SweepError
 from sweep.flops import flops_per_token, training_flops
 from sweep.store import FINISHED, Store, metrics_through, run_status, spec_columns
@@ -521,7 +520,7 @@ def _worker(store_root: str, data: dict, device_name: str, threads: int, options
 
     try:
         torch.set_num_threads(threads)
-        corpus = load_corpus(DataConfig(**data))
+        corpus = load_corpus(DataConfig(**data), store_root)
         device, store = torch.device(device_name), Store(store_root)
         while (payload := _next_task(tasks, parent_gone)) is not None:
             task = Task.from_dict(payload)
@@ -641,7 +640,8 @@ def environment(corpus: Corpus, device: torch.device) -> dict:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "sweep": sweep.__version__},
         "corpus": {"source": corpus.source, "sha256": corpus.sha256, "train_tokens": len(corpus.train),
                    "val_tokens": len(corpus.val), "train_documents": corpus.train_documents,
-                   "val_documents": corpus.val_documents},
+                   "val_documents": corpus.val_documents, "malformed_records": corpus.malformed,
+                   "tokenizer": corpus.tokenizer},
         "finished_at": time.time(),
     }
 
@@ -657,7 +657,7 @@ def result_record(spec: RunSpec, result: RunResult, corpus: Corpus, device: torc
         "tokens": result.tokens,
         **training_flops(spec.shape, result.tokens),
         "loss": loss,
-        "bpb": loss / math.log(2) if loss is not None else None,
+        "bpb": bits_per_byte(loss, corpus, spec.shape.seq_len, spec.data.val_tokens) if loss is not None else None,
         "epochs": result.tokens / len(corpus.train),
         **environment(corpus, device),
     }

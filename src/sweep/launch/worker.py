@@ -76,7 +76,7 @@ def work(store_root: Path, sweep: str | None, device_name: str, reporter, option
         if not todo:
             total.skipped += len(group)
             continue
-        corpus = load_corpus(data)
+        corpus = load_corpus(data, store.root)
         check_corpus(group, corpus.sha256)
         plan = plan_workers(todo, device, workers, workers_per_gpu)
         torch.set_num_threads(threads or plan.threads)

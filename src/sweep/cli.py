@@ -341,6 +341,61 @@ def ls(
         console.print(runs_table(runs))
 
 
+@app.command("status")
+@_guarded
+def status(
+    store: Path = typer.Argument(..., help="Run store (or one sweep's directory)."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Only this sweep."),
+    watch: bool = typer.Option(False, "--watch", help="Refresh every --interval seconds until Ctrl-C: in place on a "
+                                                      "terminal, the whole text again each time elsewhere."),
+    interval: float = typer.Option(2.0, "--interval", min=0.1, help="Seconds between refreshes with --watch."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (with --watch: one per line, each refresh)."),
+):
+    """Where each sweep of a store stands, read-only: runs done, running, pending, failed, diverged and
+    stale (claimed by a runner that died or stopped heartbeating), wsd trunks, FLOPs (6N·D as trained)
+    done and left, the time left, and every run in flight with its host, pid, step, losses and
+    heartbeat. Time left = FLOPs left / (FLOP/s per worker × runs in flight), the FLOP/s measured from
+    the runs in flight (tokens / training seconds of their latest metrics row), else from finished
+    runs' tokens/s; unknown when nothing is measured or nothing runs."""
+    from sweep.status import read_status
+
+    _show_status(lambda: read_status(store, sweep), watch, interval, as_json)
+
+
+def _show_status(read, watch: bool, interval: float, as_json: bool) -> None:
+    """Show `read()` once, or every `interval` seconds until Ctrl-C (which exits 0): rich on a
+    terminal (rich.live in place), plain lines or JSON elsewhere. A bad store fails the first read."""
+    import time
+
+    from rich.live import Live
+
+    from sweep.status import status_lines, status_view
+
+    def show(snapshot) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(snapshot, indent=None if watch else 2) + "\n")
+            sys.stdout.flush()
+        elif console.is_terminal:
+            console.print(status_view(snapshot))
+        else:
+            console.print("\n".join(status_lines(snapshot)), markup=False, highlight=False, soft_wrap=True)
+
+    snapshot = read()
+    try:
+        if watch and console.is_terminal and not as_json:
+            with Live(status_view(snapshot), console=console, auto_refresh=False) as live:
+                while True:
+                    time.sleep(interval)
+                    live.update(status_view(read()), refresh=True)
+        else:
+            show(snapshot)
+            while watch:
+                time.sleep(interval)
+                show(read())
+    except KeyboardInterrupt:
+        pass
+
+
 @app.command()
 @_guarded
 def bench(

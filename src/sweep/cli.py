@@ -82,13 +82,20 @@ def run(
                                       help="local (this machine), slurm (a job array through submitit) or ray (tasks on a "
                                            "Ray cluster): each starts the config's executor.workers sweep workers."),
     wait: bool = typer.Option(False, "--wait", help="With --executor slurm: wait for the jobs, then exit as sweep run does."),
+    log: List[str] = typer.Option([], "--log", help="Trackers every run also logs to, overriding train.log: wandb, "
+                                                    "tensorboard (comma-separated or repeated; '' for none)."),
 ):
     """Train every run of a sweep that is not finished yet, recording each in the store."""
     from sweep.config import load_config
+    from sweep.tracking import parse_trackers, require
 
     sweep_config = load_config(config, overrides)
     if device is not None:
         sweep_config = dataclasses.replace(sweep_config, device=device.value)
+    if log:  # --log overrides train.log
+        train = dataclasses.replace(sweep_config.train, log=parse_trackers(log))
+        sweep_config = dataclasses.replace(sweep_config, train=train)
+    require(sweep_config.train.log, "--log" if log else "train.log")  # a missing package, before anything is written
     from sweep.executors import Options
 
     _run(sweep_config, store, dry_run, workers, Options(retry_failed=retry_failed, keep_weights=keep_weights),
@@ -545,3 +552,34 @@ def predict(
         sys.stdout.write(json.dumps(answer, indent=2) + "\n")
     else:
         console.print(prediction_table(answer, shape_name, laws.form))
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    tensorboard = "tensorboard"
+    wandb = "wandb"
+
+
+@app.command()
+@_guarded
+def export(
+    store: Path = typer.Argument(..., help="Run store (or one sweep's directory) to export."),
+    to: ExportFormat = typer.Option(..., "--to", help="csv or parquet (the sweep ls table), tensorboard or wandb "
+                                                      "(one tracker run per run and wsd trunk)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="csv/parquet: the file (default STORE/runs.csv or "
+                                                           "runs.parquet). tensorboard/wandb: a directory that "
+                                                           "mirrors the store's run paths (default: each run's own "
+                                                           "directory, STORE/<sweep>/<run>/tensorboard or /wandb)."),
+):
+    """Replay a store's recorded runs (metrics.jsonl, result.json) into a table or a tracker, for runs
+    trained without one. Exporting again replaces the earlier export, never duplicates it; runs still
+    training are skipped. W&B runs are offline unless WANDB_MODE says otherwise."""
+    from sweep.export import export_store
+
+    exported = export_store(store, to.value, out)
+    for path in exported.written:
+        console.print(f"wrote {path}", highlight=False)
+    if exported.running:
+        console.print(f"skipped {len(exported.running)} runs still in training: export again when they end",
+                      highlight=False)

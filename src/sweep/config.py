@@ -40,6 +40,7 @@ MALFORMED = ("error", "skip")
 SCHEDULES = ("cosine", "wsd")
 DECAYS = ("linear", "sqrt")
 LR_RULES = ("auto", "kaplan")
+TRACKERS = ("wandb", "tensorboard")  # train.log: `sweep.tracking`
 DEFAULT_VAL_TOKENS = 65536
 MIN_BPE_VOCAB = 258
 
@@ -115,6 +116,13 @@ class TrainConfig:
     # Train each run across the processes torchrun started (`sweep.distributed`): every process takes
     # its share of each batch, with the same batches and update as one process. Not in the run id either.
     ddp: bool = False
+    # Experiment trackers each run's metrics rows also go to (`sweep.tracking`). They record a run, they
+    # do not change it: not in the run id.
+    log: tuple[str, ...] = field(default=(), metadata=_choices(*TRACKERS))
+
+    def __post_init__(self):
+        # A spec read back from JSON holds a list: a tuple keeps the config hashable; one tracker once.
+        object.__setattr__(self, "log", tuple(dict.fromkeys(self.log)))
 
 
 CLUSTERS = ("auto", "slurm", "local")
@@ -200,11 +208,12 @@ class RunSpec:
 
     def identity(self) -> dict:
         """The fields that decide the result. Thread count, checkpoint interval, compiling, micro-batching,
-        training across processes and device change rounding, not what is trained, so running the same
-        config again elsewhere skips what is done. The schedule's fields enter only for wsd, so cosine
+        training across processes and device change rounding, not what is trained, and trackers only
+        watch it, so running the same config again elsewhere skips what is done. The schedule's fields
+        enter only for wsd, so cosine
         runs keep the ids they had before schedules existed."""
         identity = self.to_dict()
-        for how_not_what in ("threads", "checkpoint_every", "compile", "micro_batch_tokens", "ddp"):
+        for how_not_what in ("threads", "checkpoint_every", "compile", "micro_batch_tokens", "ddp", "log"):
             identity["train"].pop(how_not_what)
         # What text was read and how it was tokenised is in corpus_sha256 (`data.load_corpus`); these
         # fields enter only where they name a tokenizer, so byte-level runs keep the ids they had.

@@ -27,7 +27,7 @@ from typing import Protocol
 import torch
 
 import sweep
-from sweep import checkpoint, distributed
+from sweep import checkpoint, distributed, tracking
 from sweep.claims import CLAIM, Claim, ClaimLost, is_stale, try_claim
 from sweep.config import DataConfig, RunSpec, spec_from_dict
 from sweep.data import Corpus, bits_per_byte, load_corpus
@@ -288,6 +288,7 @@ def register(specs: list[RunSpec], store: Store) -> None:
 
 def _begin(specs: list[RunSpec], store: Store, options: Options, reporter: Reporter) -> tuple[Plan, SweepOutcome]:
     """Register every spec in the store, list the unfinished ones and announce the sweep."""
+    tracking.require(tuple(dict.fromkeys(name for spec in specs for name in spec.train.log)))  # before any write
     register(specs, store)
     todo = pending(specs, store, options)
     reporter.sweep_started(specs, todo, spent_flops(todo)[0])
@@ -413,6 +414,9 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
     state, kept = _resume_state(task, store)
     guard(store.set_status)(directory, "running", attempt=True)
     guard(store.start_metrics)(directory, kept)
+    # Each task is its own tracker run (a trunk too), starting from the rows it keeps (`tracking`).
+    trackers = tracking.Trackers(spec.train.log, tracking.TrackedRun(task.name, spec.sweep, task.kind, spec.to_dict(),
+                                                                     directory), kept)
     checkpoint_path = directory / "checkpoint.pt"
     weights = None
     if options.keep_weights and task.kind != "trunk":
@@ -420,7 +424,8 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
     if announce:
         announce(spec, state, task.snapshot_steps)
     try:
-        result = train(spec, corpus, device, log=guard(lambda row: store.append_metrics(directory, row)),
+        log = trackers.after(guard(lambda row: store.append_metrics(directory, row)))
+        result = train(spec, corpus, device, log=log,
                        progress=_watched(claim, progress), resume=state,
                        save_checkpoint=guard(lambda s: checkpoint.save(checkpoint_path, s, owner=task.name)),
                        final_weights=weights,
@@ -435,11 +440,14 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
         with contextlib.suppress(ClaimLost, StoreWriteError):  # on a full disk even this may not be written
             reason = str(stop) if isinstance(stop, StoreWriteError) else "interrupted"
             guard(store.set_status)(directory, "pending", reason=reason)
+        trackers.close()
         raise
     except ClaimLost:
+        trackers.close()
         raise
     except Exception as err:  # noqa: BLE001 - any other error in one run is that run's failure
         record = failure_record(spec, err, corpus, device)
+    trackers.finish(record)
     guard(store.finish)(directory, record)
     guard(checkpoint_path.unlink)(missing_ok=True)
     return record

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -32,6 +33,7 @@ SEPARATOR = "<|endoftext|>"  # the special token put after every document
 SEPARATORS = (SEPARATOR, "</s>", "<eos>", "<|end_of_text|>", "[SEP]")
 CACHE_DIR = ".tokenized"  # under the store root; `store._run_dirs` skips dot directories
 FORMAT = 1  # of the cache's files: a new one retokenises
+ENCODE_BATCH = 256  # documents tokenised at a time
 
 
 def require_tokenizers(what: str):
@@ -126,26 +128,38 @@ def separator_id(tokenizer) -> int | None:
     return None
 
 
-def encode(tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, bytes), each (N,): the documents' tokens laid end to end, each followed by the separator,
-    and the bytes of UTF-8 text each token ends. A token is credited with its text from the previous
-    token's end to its own, so every byte of a document is credited once, whitespace a tokenizer
-    trims from its offsets included."""
+def encode(tokenizer, texts: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, bytes), each (n,), per ENCODE_BATCH documents: their tokens laid end to end, each document
+    followed by the separator, and the bytes of UTF-8 text each token ends. A token is credited with
+    its text from the previous token's end to its own, so every byte of a document is credited once,
+    whitespace a tokenizer trims from its offsets included. In batches, so that the tokenizer's
+    per-token objects never exist for the whole corpus at once."""
     separator = separator_id(tokenizer)
-    ids, credits = [], []
-    for text, encoding in zip(texts, tokenizer.encode_batch(texts, add_special_tokens=False)):
-        ends = np.array([end for _, end in encoding.offsets], dtype=np.int64)  # (n,) in characters
-        byte_ends = _utf8_prefix(text)[np.maximum.accumulate(ends) if len(ends) else ends]  # (n,)
-        if len(byte_ends):
-            byte_ends[-1] = len(text.encode())  # what no token covers goes to the last one
-        ids.append(np.array(encoding.ids, dtype=np.int64))
-        credits.append(np.diff(byte_ends, prepend=0))
-        if separator is not None:
-            ids.append(np.array([separator]))
-            credits.append(np.array([1]))
-    if not ids:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(ids), np.concatenate(credits)
+    for first in range(0, len(texts), ENCODE_BATCH):
+        batch = texts[first:first + ENCODE_BATCH]
+        ids, credits = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for text, encoding in zip(batch, tokenizer.encode_batch(batch, add_special_tokens=False)):
+            ends = np.array([end for _, end in encoding.offsets], dtype=np.int64)  # (n,) in characters
+            byte_ends = _utf8_prefix(text)[np.maximum.accumulate(ends) if len(ends) else ends]  # (n,)
+            if len(byte_ends):
+                byte_ends[-1] = len(text.encode())  # what no token covers goes to the last one
+            ids.append(np.array(encoding.ids, dtype=np.int64))
+            credits.append(np.diff(byte_ends, prepend=0))
+            if separator is not None:
+                ids.append(np.array([separator]))
+                credits.append(np.array([1]))
+        yield np.concatenate(ids), np.concatenate(credits)
+
+
+def _encode_to(tokenizer, texts: list[str], dtype, ids_path: Path, bytes_path: Path | None) -> int:
+    """Tokenise `texts` into the raw files `ids_path` (dtype) and `bytes_path` (uint32); the tokens written."""
+    count = 0
+    with open(ids_path, "wb") as ids_file, open(bytes_path or os.devnull, "wb") as bytes_file:
+        for ids, credits in encode(tokenizer, texts):
+            ids.astype(dtype).tofile(ids_file)
+            credits.astype(np.uint32).tofile(bytes_file)
+            count += len(ids)
+    return count
 
 
 def _utf8_prefix(text: str) -> np.ndarray:
@@ -163,14 +177,11 @@ def _write_cache(directory: Path, tokenizer, train_texts: list[str], val_texts: 
     dtype = np.uint16 if vocab_size <= 1 << 16 else np.uint32
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
-        train, _ = encode(tokenizer, train_texts)
-        val, val_bytes = encode(tokenizer, val_texts)
-        train.astype(dtype).tofile(staging / "train.bin")
-        val.astype(dtype).tofile(staging / "val.bin")
-        val_bytes.astype(np.uint32).tofile(staging / "val_bytes.bin")
+        train_tokens = _encode_to(tokenizer, train_texts, dtype, staging / "train.bin", None)
+        val_tokens = _encode_to(tokenizer, val_texts, dtype, staging / "val.bin", staging / "val_bytes.bin")
         tokenizer.save(str(staging / "tokenizer.json"))
         sha256 = hashlib.sha256((staging / "tokenizer.json").read_bytes()).hexdigest()
-        meta = {**settings, "dtype": np.dtype(dtype).name, "train_tokens": len(train), "val_tokens": len(val),
+        meta = {**settings, "dtype": np.dtype(dtype).name, "train_tokens": train_tokens, "val_tokens": val_tokens,
                 "tokenizer_vocab_size": vocab_size, "tokenizer_sha256": sha256}
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))  # last: it marks the copy whole
         try:

@@ -371,8 +371,11 @@ def status(
 
 def _show_status(read, watch: bool, interval: float, as_json: bool) -> None:
     """Show `read()` once, or every `interval` seconds until Ctrl-C (which exits 0): rich on a
-    terminal (rich.live in place), plain lines or JSON elsewhere. A bad store fails the first read."""
-    import time
+    terminal (rich.live in place), plain lines or JSON elsewhere. A bad store fails the first read.
+    Ctrl-C only sets a flag that the loop checks between refreshes, so it never lands inside a read
+    or a write half done."""
+    import signal
+    import threading
 
     from rich.live import Live
 
@@ -388,19 +391,19 @@ def _show_status(read, watch: bool, interval: float, as_json: bool) -> None:
             console.print("\n".join(status_lines(snapshot)), markup=False, highlight=False, soft_wrap=True)
 
     snapshot = read()
-    try:
-        if watch and console.is_terminal and not as_json:
-            with Live(status_view(snapshot), console=console, auto_refresh=False) as live:
-                while True:
-                    time.sleep(interval)
-                    live.update(status_view(read()), refresh=True)
-        else:
-            show(snapshot)
-            while watch:
-                time.sleep(interval)
-                show(read())
-    except KeyboardInterrupt:
-        pass
+    if not watch:
+        show(snapshot)
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    if console.is_terminal and not as_json:
+        with Live(status_view(snapshot), console=console, auto_refresh=False) as live:
+            while not stop.wait(interval):
+                live.update(status_view(read()), refresh=True)
+        return
+    show(snapshot)
+    while not stop.wait(interval):
+        show(read())
 
 
 @app.command()

@@ -53,3 +53,33 @@ def test_pool_rows_sum_the_workers_that_trained_at_once(email_glob):
         slowest = 512 / sum(row["step_s"].values())
         assert row["tokens_per_s"] >= 2 * slowest * (1 - 1e-9)
         assert row["flops_per_s"] == pytest.approx(row["tokens_per_s"] * flops_per_token(shape, "6n_attn"))
+
+
+def test_references_come_from_the_package_in_fp32_and_bf16(email_glob, tmp_path, monkeypatch):
+    """--reference must work from an installed wheel: nothing is loaded from the source tree's scripts/."""
+    from sweep.bench import reference_tokens_per_s
+
+    monkeypatch.chdir(tmp_path)
+    corpus = load_corpus(DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2))
+    shape = ModelShape(1, 32, 2, 128, 256, 32)
+    assert reference_tokens_per_s(shape, corpus, 512, bf16=False) > 0
+    assert reference_tokens_per_s(shape, corpus, 512, bf16=True) > 0
+
+
+def test_bench_names_the_cpu_and_every_choice_it_takes():
+    from sweep.bench import ISA_FLAGS, choices, cpu_description
+
+    cpu = cpu_description()
+    assert cpu["model"] and set(cpu["isa"]) <= set(ISA_FLAGS) and cpu["cores"] >= 1
+    shape = ModelShape(1, 32, 2, 128, 256, 32)
+    taken = choices(torch.device("cpu"), [shape, shape], workers=2, compiling="auto")
+    assert taken["dtype"] in ("bf16", "fp32") and taken["compile"] is False and taken["pool"]["workers"] == 2
+    assert "512" in taken["attention"] and taken["flush_denormals"] is True
+
+
+def test_the_in_worker_overhead_is_measured_on_real_runs(email_glob):
+    from sweep.bench import worker_overhead
+
+    corpus = load_corpus(DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2))
+    overhead = worker_overhead(ModelShape(1, 32, 2, 128, 256, 32), corpus, runs=2)
+    assert 0 < overhead < 5

@@ -9,7 +9,8 @@
 3. On a CPU with several cores, the same shapes trained the way `sweep run` trains a sweep: one
    single-thread worker process per core, all stepping at once (`executors.packing`). Their summed
    tokens/s is what the machine delivers during a sweep; MFU is that over the whole device's peak.
-4. Optionally the same shapes through the classic eager fp32 loop of scripts/reference_gpt.py.
+4. Optionally the same shapes through the classic eager loop of `sweep.reference`, in fp32 and with
+   bf16 autocast.
 5. The fixed costs of a run: a fresh interpreter importing the training code, loading the corpus,
    building a model and its optimizer.
 """
@@ -17,8 +18,9 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import multiprocessing
+import os
+import platform
 import queue
 import statistics
 import subprocess
@@ -34,11 +36,44 @@ from sweep.executors import packing
 from sweep.flops import flops_per_token, param_counts
 from sweep.model import GPT
 from sweep.shape import ModelShape
-from sweep.train import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype, step_module
+from sweep.ops import MATMUL_ATTENTION_MAX_SEQ
+from sweep.train import (compiles, configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype,
+                         step_module)
 
 CPU_LADDER = (1e5, 3e5, 1e6, 3e6, 1e7)
 CUDA_LADDER = (1e6, 1e7, 3e7, 1e8, 3e8)
-REFERENCE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reference_gpt.py"
+
+
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what decides CPU matmul speed
+
+
+def cpu_description() -> dict:
+    """This CPU's model name and the ISA flags of ISA_FLAGS it has, from /proc/cpuinfo (Linux)."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return {"model": model, "isa": [flag for flag in ISA_FLAGS if flag in flags], "cores": os.cpu_count()}
+
+
+def choices(device: torch.device, shapes: list[ModelShape], workers: int, compiling: bool | str) -> dict:
+    """Every speed choice a run on `device` takes, as `sweep run` takes it."""
+    dtype = resolve_dtype("auto", device)
+    taken = {"dtype": "bf16" if dtype == torch.bfloat16 else "fp32", "compile": compiles(compiling, device),
+             "pool": {"workers": workers, "threads_each": packing(shapes, device, workers)[1]}}
+    if device.type == "cpu":
+        taken.update(attention=f"two matmuls around a softmax up to T = {MATMUL_ATTENTION_MAX_SEQ}, SDPA beyond",
+                     flush_denormals=True, allocator="freed memory kept in glibc's heap (allocator.keep_freed_memory)")
+    else:
+        taken.update(attention="SDPA (flash)", tf32=True)
+    return taken
 
 
 def _sync(device: torch.device) -> None:
@@ -182,21 +217,19 @@ def pool_rows(shapes: list[ModelShape], data: DataConfig, workers: int, batch_to
     return rows
 
 
-def reference_tokens_per_s(shape: ModelShape, corpus: Corpus, batch_tokens: int) -> float | None:
-    """tokens/s of the classic loop (scripts/reference_gpt.py) on the same shape, CPU only."""
-    spec = importlib.util.spec_from_file_location("reference_gpt", REFERENCE_SCRIPT)
-    if spec is None or not REFERENCE_SCRIPT.is_file():
-        return None
-    reference = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(reference)
+def reference_tokens_per_s(shape: ModelShape, corpus: Corpus, batch_tokens: int, bf16: bool) -> float:
+    """tokens/s of the classic loop (`sweep.reference`) on the same shape, CPU only."""
+    from sweep import reference
+
     seconds = reference.step_seconds(shape.n_layers, shape.d_model, shape.n_heads, corpus.train,
-                                     batch_tokens=batch_tokens, seq_len=shape.seq_len, steps=5)
+                                     batch_tokens=batch_tokens, seq_len=shape.seq_len, steps=5, bf16=bf16)
     return batch_tokens / seconds
 
 
-def overheads(shape: ModelShape) -> dict:
+def overheads(shape: ModelShape, corpus: Corpus, runs: int = 6) -> dict:
     """Fixed costs a run can pay: a fresh interpreter importing the training code (median of 3),
-    loading the stdlib corpus, building the model and optimizer."""
+    loading the stdlib corpus, building the model and optimizer, and the per-run overhead inside a
+    worker (`worker_overhead`)."""
     starts = []
     for _ in range(3):
         begin = time.perf_counter()
@@ -211,7 +244,34 @@ def overheads(shape: ModelShape) -> dict:
     build_s = time.perf_counter() - begin
     process_s = statistics.median(starts)
     return {"process_start_s": process_s, "corpus_load_s": corpus_s, "model_build_s": build_s,
-            "per_run_s": process_s + build_s}
+            "per_run_s": process_s + build_s, "in_worker_per_run_s": worker_overhead(shape, corpus, runs)}
+
+
+def worker_overhead(shape: ModelShape, corpus: Corpus, runs: int) -> float:
+    """Median seconds a worker spends on a run besides its training steps, after its first run: `runs`
+    one-step runs of `shape` trained as a pool worker trains each task (`executors._train_task`: claim,
+    status, metrics, model and optimizer, validation set, one evaluation, result, release), into a
+    temporary store, less the median time of such a step (`bench_shape`)."""
+    import tempfile
+
+    from sweep.executors import Options, Task, _train_task
+    from sweep.store import Store
+
+    batch = 8 * shape.seq_len
+    walls = []
+    with tempfile.TemporaryDirectory(prefix="sweep-bench-") as root:
+        store = Store(root)
+        for seed in range(runs + 1):
+            spec = RunSpec("bench", shape, batch, seed, 1e-3, TrainConfig(batch_tokens=batch, schedule="cosine", evals=1),
+                           DataConfig(seq_len=shape.seq_len, val_tokens=shape.seq_len))
+            store.register(spec)
+            begin = time.perf_counter()
+            record = _train_task(Task("run", spec), store, corpus, torch.device("cpu"), Options(), lambda: None,
+                                 lambda row: None)
+            assert record["status"] == "done", record
+            walls.append(time.perf_counter() - begin)
+    step_s = sum(bench_shape(shape, corpus, torch.device("cpu"), "auto", batch, seconds=0.5)["step_s"].values())
+    return statistics.median(walls[1:]) - step_s
 
 
 def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threads: int = 0,
@@ -236,8 +296,9 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
         if pool is not None:
             row["pool"] = {"workers": workers, "tokens_per_s": pool["tokens_per_s"], "flops_per_s": pool["flops_per_s"],
                            "step_s": pool["step_s"]}
-        row["reference_tokens_per_s"] = (reference_tokens_per_s(shape, corpus, batch_tokens)
-                                         if reference and device.type == "cpu" else None)
+        for key, bf16 in (("reference_tokens_per_s", False), ("reference_bf16_tokens_per_s", True)):
+            row[key] = (reference_tokens_per_s(shape, corpus, batch_tokens, bf16)
+                        if reference and device.type == "cpu" else None)
         sizes.append(row)
     peak_samples.append(matmul_peaks(device, seconds=2.0))
     peak = fastest(peak_samples)
@@ -247,10 +308,12 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
             row["pool"]["mfu"] = pool["flops_per_s"] / peak[pool["dtype"]]
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu": cpu_description(),
+        "choices": choices(device, shapes, workers, compiling),
         "threads": torch.get_num_threads(),
         "workers": workers,
         "peak_flops": peak,
         "peak_flops_samples": peak_samples,
         "sizes": sizes,
-        "overhead_s": overheads(ladder(torch.device("cpu"))[-1]),
+        "overhead_s": overheads(ladder(torch.device("cpu"))[-1], corpus),
     }

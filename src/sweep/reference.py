@@ -1,12 +1,14 @@
-"""The reference `sweep bench --reference` compares against: a classic eager fp32 GPT training loop
-in the style of nanoGPT (karpathy/nanoGPT model.py and train.py, 2023): LayerNorm with bias, learned
+"""The references `sweep bench --reference` compares against: a classic eager GPT training loop in
+the style of nanoGPT (karpathy/nanoGPT model.py and train.py, 2023): LayerNorm with bias, learned
 positions, GELU MLP, biases in every linear layer, tied embeddings, AdamW with torch's defaults, and
-batches stacked row by row in Python. No autocast, no compile, no process packing.
+batches stacked row by row in Python. No compile, no process packing; in fp32, and with bf16
+autocast, which is what a nanoGPT user gets by turning autocast on for the CPU.
 
 It is deliberately plain: the point is to show what sweep's own path gains over the loop most
-people start from, on the same shapes and the same data.
+people start from, on the same shapes and the same data. Part of the package, so that an installed
+`sweep bench --reference` finds it.
 
-    python scripts/reference_gpt.py --layers 4 --d-model 128 --heads 4 --steps 10
+    python -m sweep.reference --layers 4 --d-model 128 --heads 4 --steps 10 [--bf16]
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ def get_batch(data: torch.Tensor, batch_size: int, seq_len: int):
 
 
 def step_seconds(n_layers: int, d_model: int, n_heads: int, data: torch.Tensor, batch_tokens: int = 8192,
-                 seq_len: int = 256, steps: int = 10, warmup: int = 2, lr: float = 3e-3) -> float:
-    """Median seconds per optimizer step of the classic loop, after `warmup` steps."""
+                 seq_len: int = 256, steps: int = 10, warmup: int = 2, lr: float = 3e-3, bf16: bool = False) -> float:
+    """Median seconds per optimizer step of the classic loop, after `warmup` steps; `bf16`: the
+    forward under CPU bf16 autocast, as nanoGPT's train.py does with dtype = 'bfloat16'."""
     torch.manual_seed(0)
     model = ReferenceGPT(n_layers, d_model, n_heads, seq_len=seq_len)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
@@ -80,7 +83,8 @@ def step_seconds(n_layers: int, d_model: int, n_heads: int, data: torch.Tensor, 
     for step in range(warmup + steps):
         begin = time.perf_counter()
         x, y = get_batch(data, batch_tokens // seq_len, seq_len)
-        loss = model(x, y)
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -96,7 +100,8 @@ if __name__ == "__main__":
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
     args = parser.parse_args()
     data = torch.randint(0, 256, (1_000_000,), dtype=torch.uint8)
-    seconds = step_seconds(args.layers, args.d_model, args.heads, data, steps=args.steps)
+    seconds = step_seconds(args.layers, args.d_model, args.heads, data, steps=args.steps, bf16=args.bf16)
     print(f"{8192 / seconds:,.0f} tokens/s ({seconds * 1000:.1f} ms per 8192-token step, loss near {math.log(256):.2f} at start)")

@@ -273,28 +273,33 @@ def bench_table(result: dict) -> Table:
     peaks = ", ".join(f"{name} {human(value)}FLOP/s" for name, value in peak.items() if value)
     overhead = result["overhead_s"]
     workers = result.get("workers", 1)
-    table = Table(title=f"{result['device']}; measured matmul peak: {peaks}\n"
+    cpu = result.get("cpu") or {}
+    machine = (f"cpu: {cpu.get('model', '?')} ({', '.join(cpu.get('isa', [])) or 'no wide ISA'})"
+               if result["device"] == "cpu" else result["device"])
+    taken = "; ".join(f"{name}: {value}" for name, value in (result.get("choices") or {}).items())
+    table = Table(title=f"{machine}; measured matmul peak: {peaks}\nchoices: {taken}\n"
                         f"one process: {result['threads']} threads"
                         + (f"; pool: {workers} single-thread workers at once, as sweep run trains a sweep"
                            if workers > 1 else "") + "\n"
-                        f"per-run overhead {overhead['per_run_s']:.2f} s (process start {overhead['process_start_s']:.2f} s, "
-                        f"model build {overhead['model_build_s']:.3f} s); corpus load {overhead['corpus_load_s']:.2f} s "
-                        "once per worker", title_justify="left")
+                        f"a fresh worker's first run: {overhead['per_run_s']:.2f} s before training (process start "
+                        f"{overhead['process_start_s']:.2f} s, model build {overhead['model_build_s']:.3f} s), corpus load "
+                        f"{overhead['corpus_load_s']:.2f} s once per worker; each later run in the worker: "
+                        f"{overhead['in_worker_per_run_s']:.3f} s besides its steps", title_justify="left")
     pooled = workers > 1
     compiled = any(row.get("compiled") for row in result["sizes"])
     columns = ["shape", "params", "dtype", "tokens/s", "FLOP/s", "MFU", "batch", "fwd+bwd", "optimizer"]
     columns += ["compile (s)"] if compiled else []
     columns += ["pool tokens/s", "pool MFU"] if pooled else []
     columns += ["reference tokens/s", "speed-up"] + (["pool speed-up"] if pooled else [])
+    columns += ["bf16 reference tokens/s", "speed-up over it"] + (["pool, over it"] if pooled else [])
     for name in columns:
         table.add_column(name, justify="left" if name in ("shape", "dtype") else "right")
     for row in result["sizes"]:
         step = row["step_s"]
         total = sum(step.values())
-        reference = row.get("reference_tokens_per_s")
         pool = row.get("pool")
 
-        def speed_up(tokens_per_s: float) -> str:
+        def speed_up(tokens_per_s: float, reference: float | None) -> str:
             return f"{tokens_per_s / reference:.2f}x" if reference else "-"
 
         cells = [row["shape"], human(row["params"]), row["dtype"], f"{row['tokens_per_s']:,.0f}",
@@ -305,8 +310,9 @@ def bench_table(result: dict) -> Table:
             cells.append(f"{row['compile_s']:.1f}" if row.get("compiled") else "-")
         if pooled:
             cells += [f"{pool['tokens_per_s']:,.0f}", f"{100 * pool['mfu']:.1f}%"]
-        cells += [f"{reference:,.0f}" if reference else "-", speed_up(row["tokens_per_s"])]
-        if pooled:
-            cells.append(speed_up(pool["tokens_per_s"]))
+        for reference in (row.get("reference_tokens_per_s"), row.get("reference_bf16_tokens_per_s")):
+            cells += [f"{reference:,.0f}" if reference else "-", speed_up(row["tokens_per_s"], reference)]
+            if pooled:
+                cells.append(speed_up(pool["tokens_per_s"], reference))
         table.add_row(*cells)
     return table

@@ -33,6 +33,7 @@ def test_compiling_is_reported_apart_from_the_timed_steps(email_glob):
 
 def test_matmul_peak_is_a_measured_positive_rate():
     assert matmul_peak(torch.device("cpu"), torch.float32, 64, seconds=0.05) > 1e6
+    assert matmul_peak(torch.device("cpu"), torch.float32, (128, 32, 16), seconds=0.05) > 1e6
 
 
 def test_mfu_is_taken_against_the_fastest_peak_measurement():

@@ -81,11 +81,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, size: int, seconds: float = 1.0) -> float:
-    """FLOP/s of a square matmul of `size`, from the 10th-percentile time of repeats over about
-    `seconds`: on a shared machine a neighbour slows some repeats, and a low peak would inflate MFU."""
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int | tuple[int, int, int], seconds: float = 1.0) -> float:
+    """FLOP/s of an (m, k) @ (k, n) matmul (`size` m = k = n, or (m, k, n)), from the
+    10th-percentile time of repeats over about `seconds`: on a shared machine a neighbour slows some
+    repeats, and a low peak would inflate MFU."""
+    m, k, n = (size, size, size) if isinstance(size, int) else size
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
     for _ in range(3):
         a @ b
     _sync(device)
@@ -95,14 +97,24 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int, seconds: fl
         a @ b
         _sync(device)
         times.append(time.perf_counter() - begin)
-    return 2 * size**3 / statistics.quantiles(times, n=10)[0]
+    return 2 * m * k * n / statistics.quantiles(times, n=10)[0]
+
+
+# The CPU shapes the peak is sampled at, the fastest kept. On the Intel Xeon with AMX (2 cores,
+# 2026-12-01, `python scripts/bench_peak.py`) a 1024³ bf16 matmul ran at 1.13 TFLOP/s, 8192×896×224
+# at 2.46 and 8192×4096×1024 at 2.07: AMX reaches its peak on tall products with a narrow output,
+# which a cube never shows, so the cube alone overstated MFU about 2×.
+CPU_PEAK_SHAPES = ((1024, 1024, 1024), (8192, 896, 224), (8192, 4096, 1024))
 
 
 def matmul_peaks(device: torch.device, seconds: float) -> dict[str, float | None]:
-    """The matmul peak of each dtype MFU can be taken against: fp32 and bf16 on CPU, bf16 on CUDA."""
-    size = 4096 if device.type == "cuda" else 1024
-    return {"bf16": matmul_peak(device, torch.bfloat16, size, seconds),
-            "fp32": matmul_peak(device, torch.float32, size, seconds) if device.type == "cpu" else None}
+    """The matmul peak of each dtype MFU can be taken against: fp32 and bf16 on CPU (the fastest of
+    CPU_PEAK_SHAPES, `seconds` shared among them), bf16 on CUDA."""
+    if device.type == "cuda":
+        return {"bf16": matmul_peak(device, torch.bfloat16, 4096, seconds), "fp32": None}
+    share = seconds / len(CPU_PEAK_SHAPES)
+    return {name: max(matmul_peak(device, dtype, shape, share) for shape in CPU_PEAK_SHAPES)
+            for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
 
 
 def fastest(samples: list[dict[str, float | None]]) -> dict[str, float | None]:

@@ -386,3 +386,22 @@ def test_export_parquet_without_pyarrow_names_the_extra(plain_store, monkeypatch
     assert result.exit_code == 2
     assert "--to parquet needs the pyarrow package: pip install 'sweep[parquet]'" in result.output
     assert not (plain_store / "runs.parquet").exists()
+
+
+def test_a_tracker_failing_during_export_names_the_run_exits_1_and_exports_the_rest(plain_store, monkeypatch):
+    from torch.utils.tensorboard import SummaryWriter
+
+    first = tracked_dirs(plain_store)[0]
+    real = SummaryWriter.add_scalar
+
+    def full_disk_for_first(self, *args, **kwargs):
+        if Path(self.log_dir).parent == first:
+            raise OSError(28, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", full_disk_for_first)
+    result = invoke("export", plain_store, "--to", "tensorboard")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"not exported, the tracker failed: {first.name}: OSError" in result.output
+    for tracked_dir in tracked_dirs(plain_store)[1:]:
+        assert_tensorboard_matches(tracked_dir, tracked_dir / "tensorboard")

@@ -586,3 +586,7 @@ def export(
     if exported.running:
         console.print(f"skipped {len(exported.running)} runs still in training: export again when they end",
                       highlight=False)
+    for failure in exported.failed:
+        errors.print(f"error: not exported, the tracker failed: {failure}", highlight=False, markup=False)
+    if exported.failed:
+        raise typer.Exit(1)

@@ -29,6 +29,7 @@ FORMATS = TABLES + TRACKERS
 class Exported:
     written: list[Path] = field(default_factory=list)  # the table, or each tracker run's directory
     running: list[str] = field(default_factory=list)  # runs skipped because they are in training
+    failed: list[str] = field(default_factory=list)  # "run: error" for each run the tracker failed on
 
 
 def export_store(store: Path, to: str, out: Path | None = None) -> Exported:
@@ -75,16 +76,24 @@ def _export_tracker_runs(store: Path, to: str, out: Path | None) -> Exported:
         if not rows and status not in FINISHED:
             continue  # never trained: nothing to show
         target = directory if out is None else out / directory.relative_to(store)
-        tracker = tracking.OPENERS[to](tracking.TrackedRun(directory.name, spec.sweep, kind, spec.to_dict(), target))
-        for row in rows:
-            tracker.log(row)
         result = read_json(directory / "result.json") if status in FINISHED else None
-        if result is not None:
-            tracker.finish(result)
-        else:
-            tracker.close()
+        try:
+            _replay(to, tracking.TrackedRun(directory.name, spec.sweep, kind, spec.to_dict(), target), rows, result)
+        except Exception as err:  # noqa: BLE001 - the tracker's own failure: this run is not exported, the rest are
+            exported.failed.append(f"{directory.name}: {type(err).__name__}: {cut(str(err), 200)}")
+            continue
         exported.written.append(target / to)  # each tracker's directory is named after it
     return exported
+
+
+def _replay(to: str, run: tracking.TrackedRun, rows: list[dict], result: dict | None) -> None:
+    tracker = tracking.OPENERS[to](run)
+    for row in rows:
+        tracker.log(row)
+    if result is not None:
+        tracker.finish(result)
+    else:
+        tracker.close()
 
 
 def tracked_runs(root: Path) -> list[tuple[Path, str, RunSpec]]:

@@ -40,7 +40,7 @@ def jsonl(tmp_path) -> Path:
 
 
 def data(corpus, **fields) -> DataConfig:
-    return DataConfig(corpus=str(corpus), seq_len=32, val_fraction=0.2, val_tokens=2048, **fields)
+    return DataConfig(**{"corpus": str(corpus), "seq_len": 32, "val_fraction": 0.2, "val_tokens": 2048, **fields})
 
 
 def test_jsonl_lines_are_documents_split_by_name(jsonl):
@@ -213,3 +213,14 @@ def test_byte_level_run_ids_do_not_change_with_the_new_data_fields():
     from sweep.config import expand, parse_config
     spec = expand(parse_config(tiny_config("stdlib")))[0]
     assert {"tokenizer", "text_field", "malformed"}.isdisjoint(spec.identity()["data"])
+
+
+def test_another_split_of_the_same_text_is_tokenised_again(tmp_path):
+    """The cache is keyed by the split too: with another val_fraction the cached splits of the first
+    would hold the wrong documents, and BPE would have seen validation text."""
+    pytest.importorskip("tokenizers")
+    first, other = bpe_corpus(tmp_path), bpe_corpus(tmp_path, val_fraction=0.4)
+    byte_level = load_corpus(data(stdlib_root() / "email" / "**" / "*.py", val_fraction=0.4))
+    assert other.val_documents == byte_level.val_documents != first.val_documents
+    assert int(other.val_bytes.sum()) == len(byte_level.val)
+    assert other.tokenizer["path"] != first.tokenizer["path"]

@@ -151,7 +151,8 @@ def _tokenized_corpus(data: DataConfig, source: str, text_sha256: str, train_doc
     """The splits tokenised by data.tokenizer, mapped from the cache. The corpus's hash covers the
     tokenizer too, so runs of another tokenisation of the same text are other runs."""
     text = lambda docs: [bytes(d.tokens).decode("utf-8", "replace") for d in docs]  # noqa: E731
-    tokens = tokenize(data.tokenizer, data.vocab_size, text(train_docs), text(val_docs), text_sha256, cache)
+    split = hashlib.sha256("\x00".join(d.name for d in val_docs).encode()).hexdigest()  # the held-out documents
+    tokens = tokenize(data.tokenizer, data.vocab_size, text(train_docs), text(val_docs), text_sha256, split, cache)
     if data.tokenizer != "bpe" and data.vocab_size and data.vocab_size < tokens.vocab_size:
         raise SweepError(f"data.vocab_size: {data.vocab_size} is smaller than the tokenizer's vocabulary "
                          f"({tokens.vocab_size}); give 0 to use the tokenizer's")

@@ -76,11 +76,14 @@ class Tokenized:
 
 
 def tokenize(kind: str, vocab_size: int, train_texts: list[str], val_texts: list[str], corpus_sha256: str,
-             cache_root: Path | None) -> Tokenized:
-    """Both splits tokenised by `kind` ('bpe' or a tokenizer.json path), from the cache when there."""
+             split_sha256: str, cache_root: Path | None) -> Tokenized:
+    """Both splits tokenised by `kind` ('bpe' or a tokenizer.json path), from the cache when there.
+    The cache is keyed by the text (`corpus_sha256`) and by which documents the split holds out
+    (`split_sha256`: another data.val_fraction trains BPE on other documents and cuts other splits)."""
     tokenizers = require_tokenizers(shown(kind))
     user_file = None if kind == "bpe" else _user_tokenizer(kind, tokenizers)
-    settings = {"format": FORMAT, "corpus": corpus_sha256, "kind": "bpe" if user_file is None else "file",
+    settings = {"format": FORMAT, "corpus": corpus_sha256, "split": split_sha256,
+                "kind": "bpe" if user_file is None else "file",
                 "vocab_size": vocab_size, "tokenizers": tokenizers.__version__,
                 "file": None if user_file is None else hashlib.sha256(user_file.to_str().encode()).hexdigest()}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -156,7 +156,7 @@ def _tokenized_corpus(data: DataConfig, source: str, text_sha256: str, train_doc
     if data.tokenizer != "bpe" and data.vocab_size and data.vocab_size < tokens.vocab_size:
         raise SweepError(f"data.vocab_size: {data.vocab_size} is smaller than the tokenizer's vocabulary "
                          f"({tokens.vocab_size}); give 0 to use the tokenizer's")
-    vocab_size = max(data.vocab_size, tokens.vocab_size) if data.tokenizer != "bpe" else tokens.vocab_size
+    vocab_size = data.vocab_size if data.tokenizer != "bpe" and data.vocab_size else tokens.vocab_size
     whole = lambda path, count: TokenRanges(path, tokens.dtype, np.array([0]), np.array([count]), False, vocab_size)  # noqa: E731
     train, val = whole(tokens.train_path, tokens.train_tokens), whole(tokens.val_path, tokens.val_tokens)
     _check_sizes(data, len(train), len(val))

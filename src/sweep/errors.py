@@ -1,5 +1,7 @@
 """Errors a user can fix. The CLI prints their message and exits with code 2, without a traceback."""
 
+import importlib
+
 
 class SweepError(Exception):
     """Bad input: a config, a command-line value, a path or a table. The message names the problem."""
@@ -20,3 +22,12 @@ class InputError(SweepError):
 class StoreWriteError(Exception):
     """The store could not be written in the middle of a sweep (a full disk, a mount gone read-only).
     The sweep stops: the run in flight goes back to pending, finished runs stay, the CLI exits 1."""
+
+
+def require_package(module: str, extra: str, what: str):
+    """`module` imported, or a SweepError naming the extra that installs it: said before anything
+    trains or is written, rather than as an ImportError halfway through a sweep."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise SweepError(f"{what} needs the {module} package: pip install 'sweep[{extra}]'") from None

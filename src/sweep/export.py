@@ -17,7 +17,7 @@ from pathlib import Path
 from sweep import tracking
 from sweep.atomic import atomic_write
 from sweep.config import TRACKERS, RunSpec, spec_from_dict
-from sweep.errors import SweepError
+from sweep.errors import SweepError, require_package
 from sweep.limits import cut
 from sweep.store import FINISHED, load_runs, read_json, read_metrics, run_status
 
@@ -47,7 +47,7 @@ def export_store(store: Path, to: str, out: Path | None = None) -> Exported:
 def _export_table(store: Path, to: str, path: Path) -> Exported:
     """The `load_runs` table as CSV or Parquet (pyarrow, imported by pandas), written atomically."""
     if to == "parquet":
-        tracking.require_package("pyarrow", "parquet", "--to parquet")
+        require_package("pyarrow", "parquet", "--to parquet")
     if path.is_dir():
         raise SweepError(f"--out: {cut(str(path), 200)} is a directory; give the {to} file to write")
     runs = load_runs(store)

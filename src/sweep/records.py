@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep.errors import SweepError
+from sweep.errors import SweepError, require_package
 from sweep.limits import cut, shown
 
 RECORD_SUFFIXES = (".jsonl", ".parquet")
@@ -101,12 +101,8 @@ def _json_kind(value) -> str:
 
 
 def _parquet(path: Path, name: str, text_field: str, malformed: Malformed) -> list[tuple[str, str]]:
-    try:
-        import pyarrow
-        import pyarrow.parquet as parquet
-    except ImportError:
-        raise SweepError(f"data.corpus: {cut(name, 200)} is a Parquet file, which needs pyarrow: "
-                         "pip install 'sweep[parquet]'") from None
+    pyarrow = require_package("pyarrow", "parquet", f"data.corpus: {cut(name, 200)}, a Parquet file,")
+    import pyarrow.parquet as parquet
     try:
         table = parquet.ParquetFile(path)
         columns = table.schema_arrow.names

@@ -25,7 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from sweep.errors import SweepError
+from sweep.errors import SweepError, require_package
 from sweep.limits import cut, shown
 
 SEPARATOR = "<|endoftext|>"  # the special token put after every document
@@ -34,16 +34,6 @@ SEPARATORS = (SEPARATOR, "</s>", "<eos>", "<|end_of_text|>", "[SEP]")
 CACHE_DIR = ".tokenized"  # under the store root; `store._run_dirs` skips dot directories
 FORMAT = 1  # of the cache's files: a new one retokenises
 ENCODE_BATCH = 256  # documents tokenised at a time
-
-
-def require_tokenizers(what: str):
-    """The `tokenizers` module, or the error that names the extra to install."""
-    try:
-        import tokenizers
-    except ImportError:
-        raise SweepError(f"data.tokenizer: {what} needs the Hugging Face tokenizers package: "
-                         "pip install 'sweep[bpe]'") from None
-    return tokenizers
 
 
 @dataclass(frozen=True)
@@ -80,7 +70,7 @@ def tokenize(kind: str, vocab_size: int, train_texts: list[str], val_texts: list
     """Both splits tokenised by `kind` ('bpe' or a tokenizer.json path), from the cache when there.
     The cache is keyed by the text (`corpus_sha256`) and by which documents the split holds out
     (`split_sha256`: another data.val_fraction trains BPE on other documents and cuts other splits)."""
-    tokenizers = require_tokenizers(shown(kind))
+    tokenizers = require_package("tokenizers", "bpe", f"data.tokenizer: {shown(kind)}")
     user_file = None if kind == "bpe" else _user_tokenizer(kind, tokenizers)
     settings = {"format": FORMAT, "corpus": corpus_sha256, "split": split_sha256,
                 "kind": "bpe" if user_file is None else "file",

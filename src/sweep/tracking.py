@@ -14,7 +14,6 @@ trains). A tracker's own failure never reaches training: `Trackers` warns once a
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -24,21 +23,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from sweep.config import TRACKERS
-from sweep.errors import SweepError
+from sweep.errors import SweepError, require_package
 
 # tracker -> (the package it imports, the pip extra that installs it)
 PACKAGES = {"wandb": ("wandb", "wandb"), "tensorboard": ("tensorboard", "tensorboard")}
 # WANDB_MODE values under which nothing leaves the machine and a run's files are its whole record
 WANDB_LOCAL_MODES = ("offline", "dryrun")
-
-
-def require_package(module: str, extra: str, what: str) -> None:
-    """SweepError naming the extra to install when `module` cannot be imported: said before anything
-    trains or is written, rather than as a warning halfway through a sweep."""
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        raise SweepError(f"{what} needs the {module} package: pip install 'sweep[{extra}]'") from None
 
 
 def require(names: tuple[str, ...], where: str = "train.log") -> None:

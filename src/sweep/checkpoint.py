@@ -28,6 +28,8 @@ STATE_TYPES = {
     "step": int, "model": dict, "optimizer": dict, "generator": torch.Tensor, "first_loss": (float, type(None)),
     "train_loss": (float, type(None)), "val_loss": (float, type(None)), "strikes": int, "elapsed_s": float,
 }
+# Read where present: states saved before prequential code lengths were counted lack it.
+OPTIONAL_STATE_TYPES = {"prequential_nats": (float, type(None))}
 
 
 def save(path: Path, state: dict, *, owner: str) -> None:
@@ -92,6 +94,9 @@ def _problem(state, owner: str, shape: ModelShape, steps: range | None) -> str |
         if key not in state:
             return f"it lacks {key!r}"
         if isinstance(state[key], bool) or not isinstance(state[key], kind):  # True is an int to Python
+            return f"its {key} is a {type(state[key]).__name__}"
+    for key, kind in OPTIONAL_STATE_TYPES.items():
+        if key in state and (isinstance(state[key], bool) or not isinstance(state[key], kind)):
             return f"its {key} is a {type(state[key]).__name__}"
     if steps is not None and state["step"] not in steps:
         return f"its step {state['step']} is not one this run resumes from ({steps.start} to {steps.stop - 1})"

@@ -140,6 +140,12 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
         console.print(f"note: {sum(spec.steps < MIN_STEPS for spec in specs)} runs train fewer than {MIN_STEPS} "
                       f"optimizer steps ({', '.join(map(str, short))}); their loss may still be limited by "
                       "optimisation, and sweep fit flags them (README, Designing a sweep)", highlight=False)
+    uncompressed = _uncompressed(specs, store) if store_path.is_dir() else []
+    if uncompressed:
+        console.print(f"note: {len(uncompressed)} finished run(s) have no result for eval variant(s) "
+                      f"{', '.join(sorted({v for _, missing in uncompressed for v in missing}))}: variants are measured "
+                      "when a run ends, from its final weights, and these ended before eval asked for them",
+                      highlight=False)
     if submit_only or executor != "local":
         _register(specs, store)
         if executor != "local":
@@ -160,7 +166,9 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
                                      compiling=False)  # compiling a shape can take minutes
                 step_seconds[spec.shape] = sum(timing["step_s"].values())
             # Each evaluation reads val_tokens forward only: about a third of a training step's work per token.
-            eval_steps = (spec.train.evals + 1) * spec.data.val_tokens / spec.train.batch_tokens / 3
+            # Every compressed variant is one more evaluation, at the end.
+            evaluations = spec.train.evals + 1 + len(spec.eval.quantize) + len(spec.eval.prune)
+            eval_steps = evaluations * spec.data.val_tokens / spec.train.batch_tokens / 3
             status = store.status(spec)["status"] if store_path.is_dir() else "pending"
             rows.append({**spec_columns(spec), "shape": spec.shape.name, "status": status,
                          "est_s": (spec.steps - spec.branch_step + eval_steps) * step_seconds[spec.shape]})
@@ -194,6 +202,25 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
                   highlight=False)
     console.print(_flops_summary(specs), highlight=False)
     raise typer.Exit(_exit_code(outcome, sweep_state(specs, store)))
+
+
+def _uncompressed(specs, store) -> list[tuple[str, list[str]]]:
+    """(run id, variants) of the finished runs whose result.json lacks variants their `eval` asks for."""
+    from sweep.compress import variant_name
+    from sweep.store import read_json
+
+    found = []
+    for spec in specs:
+        wanted = [variant_name("quantize", b) for b in spec.eval.quantize] + [variant_name("prune", s)
+                                                                           for s in spec.eval.prune]
+        if not wanted or store.status(spec)["status"] != "done":
+            continue
+        result = read_json(store.run_dir(spec) / "result.json") or {}
+        have = result.get("compression") if isinstance(result.get("compression"), dict) else {}
+        missing = [name for name in wanted if name not in have]
+        if missing:
+            found.append((spec.run_id, missing))
+    return found
 
 
 def _distributed(sweep_config, device, corpus):

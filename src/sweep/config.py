@@ -37,6 +37,7 @@ DTYPES = ("auto", "fp32", "bf16")
 BIN_DTYPES = ("uint8", "uint16")
 TOKENIZERS = ("bytes", "bpe")  # or the path of a tokenizer.json
 MALFORMED = ("error", "skip")
+ORDERS = ("random", "epoch")
 SCHEDULES = ("cosine", "wsd")
 DECAYS = ("linear", "sqrt")
 LR_RULES = ("auto", "kaplan")
@@ -67,6 +68,10 @@ class DataConfig:
     tokenizer: str = "bytes"
     text_field: str = "text"  # .jsonl and .parquet: the field or column that holds each document's text
     malformed: str = field(default="error", metadata=_choices(*MALFORMED))  # .jsonl lines: 'skip' counts and leaves them out
+    # How training windows are drawn (`data.get_batch`): 'random' starts, which overlap and repeat, or
+    # 'epoch': the non-overlapping windows in a seeded shuffle, each read once per epoch, which is
+    # what a prequential code length needs (`train.Prequential`).
+    order: str = field(default="random", metadata=_choices(*ORDERS))
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,23 @@ class TrainConfig:
         object.__setattr__(self, "log", tuple(dict.fromkeys(self.log)))
 
 
+@dataclass(frozen=True)
+class EvalConfig:
+    """Post-training compression of every finished run (`compress.py`): its validation loss with the
+    matmul weights rounded to each of `quantize`'s bit widths, and with each share of `prune` of them
+    zeroed by magnitude. It evaluates a copy of the final weights and trains nothing, so it is in no
+    run id."""
+
+    quantize: tuple[int, ...] = ()  # bit widths, 2-16
+    prune: tuple[float, ...] = ()  # shares of each matrix's entries, 0 < share < 1
+    embeddings: bool = False  # compress the embeddings and the output head too
+
+    def __post_init__(self):
+        # A spec read back from JSON holds lists; each variant once, in the order given.
+        object.__setattr__(self, "quantize", tuple(dict.fromkeys(self.quantize)))
+        object.__setattr__(self, "prune", tuple(dict.fromkeys(self.prune)))
+
+
 CLUSTERS = ("auto", "slurm", "local")
 
 
@@ -163,6 +185,7 @@ class SweepConfig:
     model: ModelConfig = ModelConfig()
     seeds: tuple[int, ...] = (0,)
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
     device: str = field(default="auto", metadata=_choices(*DEVICES))
     executor: ExecutorConfig = ExecutorConfig()  # only `sweep run --executor` reads it; in no run id
 
@@ -180,6 +203,7 @@ class RunSpec:
     data: DataConfig
     corpus_sha256: str = ""
     warmup_steps: int = 0  # wsd: warmup shared by every branch of a trunk; cosine: 0 (a share of its own steps)
+    eval: EvalConfig = EvalConfig()
 
     def __post_init__(self):
         if self.train.schedule == "wsd" and not 0 <= self.warmup_steps <= self.branch_step:
@@ -208,11 +232,12 @@ class RunSpec:
 
     def identity(self) -> dict:
         """The fields that decide the result. Thread count, checkpoint interval, compiling, micro-batching,
-        training across processes and device change rounding, not what is trained, and trackers only
-        watch it, so running the same config again elsewhere skips what is done. The schedule's fields
+        training across processes and device change rounding, not what is trained, trackers only
+        watch it, and `eval` measures copies of the final weights, so running the same config again elsewhere skips what is done. The schedule's fields
         enter only for wsd, so cosine
         runs keep the ids they had before schedules existed."""
         identity = self.to_dict()
+        identity.pop("eval")
         for how_not_what in ("threads", "checkpoint_every", "compile", "micro_batch_tokens", "ddp", "log"):
             identity["train"].pop(how_not_what)
         # What text was read and how it was tokenised is in corpus_sha256 (`data.load_corpus`); these
@@ -221,6 +246,8 @@ class RunSpec:
             identity["data"].pop(in_the_hash)
         if self.data.tokenizer == "bytes":
             identity["data"].pop("tokenizer")
+        if self.data.order == "random":  # runs from before `data.order` keep their ids
+            identity["data"].pop("order")
         if self.train.schedule == "cosine":
             for wsd_only in ("schedule", "cooldown", "decay"):
                 identity["train"].pop(wsd_only)
@@ -398,7 +425,8 @@ def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) 
             warmup_steps = wsd_warmup_steps(config.train, size_tokens)
         for lr, seed in itertools.product(lrs, config.seeds):
             train = dataclasses.replace(config.train, lr=lr)
-            specs.append(RunSpec(config.name, shape, tokens, seed, lr, train, config.data, corpus_sha256, warmup_steps))
+            specs.append(RunSpec(config.name, shape, tokens, seed, lr, train, config.data, corpus_sha256, warmup_steps,
+                                 config.eval))
     return specs
 
 
@@ -656,6 +684,14 @@ def _check_train(train: TrainConfig, path: str, problems: list[str]) -> None:
              f"warmup: {train.warmup} + cooldown {train.cooldown} exceed the whole run; wsd warms up, then holds, then cools down")
 
 
+def _check_eval(evaluation: EvalConfig, path: str, problems: list[str]) -> None:
+    need = lambda ok, message: _need(problems, ok, f"{path}.{message}")  # noqa: E731
+    for i, bits in enumerate(evaluation.quantize):  # 2 bits is the least a symmetric code has a nonzero level in
+        need(2 <= bits <= 16, f"quantize[{i}]: {shown(bits)} bits must be between 2 and 16")
+    for i, share in enumerate(evaluation.prune):
+        need(0 < share < 1, f"prune[{i}]: {shown(share)} must be a share of the weights between 0 and 1, e.g. 0.5")
+
+
 SBATCH_SETTING = re.compile(r"[A-Za-z][A-Za-z0-9_-]*=\S.*")
 
 
@@ -735,7 +771,7 @@ def _check_memory(config: SweepConfig, memory_bytes: int | None, problems: list[
         _need(problems, problem is None, f"model.{axis}[{i}]: {shape.name} {problem}")
 
 
-_CHECKS = {DataConfig: _check_data, ModelConfig: _check_model, TrainConfig: _check_train,
+_CHECKS = {DataConfig: _check_data, ModelConfig: _check_model, TrainConfig: _check_train, EvalConfig: _check_eval,
            ExecutorConfig: _check_executor, SweepConfig: _check_sweep}
 
 
@@ -753,11 +789,12 @@ def spec_from_dict(record: dict) -> RunSpec:
         data=DataConfig(**record["data"]),
         corpus_sha256=record.get("corpus_sha256", ""),
         warmup_steps=record.get("warmup_steps", 0),
+        eval=EvalConfig(**record.get("eval", {})),
     )
 
 
 __all__ = [
-    "DataConfig", "SizeConfig", "ModelConfig", "TrainConfig", "ExecutorConfig", "SweepConfig", "RunSpec",
+    "DataConfig", "SizeConfig", "ModelConfig", "TrainConfig", "EvalConfig", "ExecutorConfig", "SweepConfig", "RunSpec",
     "load_config", "parse_config", "expand", "model_shapes", "shape_for_params", "params_rule_limit", "lr_for_params",
     "kaplan_lr",
     "spec_from_dict",

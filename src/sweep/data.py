@@ -13,6 +13,7 @@ and batches convert only the windows they read.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import math
@@ -346,7 +347,53 @@ def get_batch(tokens: Tokens, batch_size: int, seq_len: int, generator: torch.Ge
     One fancy-indexing gather, no Python loop over rows."""
     starts = torch.randint(len(tokens) - seq_len - 1, (batch_size,), generator=generator)
     starts = starts.view(world_size, -1)[rank]  # (B / world_size,)
-    windows = _windows(tokens, starts, seq_len + 1)  # (B / world_size, T+1)
+    return _inputs_and_targets(_windows(tokens, starts, seq_len + 1), device)
+
+
+def epoch_windows(length: int, seq_len: int) -> int:
+    """The non-overlapping windows of a split of `length` tokens in `data.order: epoch`: window k reads
+    tokens kT…kT+T and predicts kT+1…kT+T, so no target is in two windows."""
+    return (length - 1) // seq_len
+
+
+@functools.lru_cache(maxsize=2)
+def epoch_order(windows: int, seed: int, epoch: int) -> torch.Tensor:
+    """(windows,) the shuffle of epoch `epoch`: every window once, seeded by (seed, epoch) alone."""
+    return torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(windows))
+
+
+def epoch_starts(length: int, seq_len: int, seed: int, first: int, count: int) -> torch.Tensor:
+    """(count,) where windows `first`…`first + count − 1` of the epoch order start: epoch after epoch,
+    each a fresh shuffle. A function of its arguments alone, so a resumed run and a wsd branch go on
+    with the order where their trunk left it."""
+    windows = epoch_windows(length, seq_len)
+    index = torch.arange(first, first + count)
+    epochs, positions = index // windows, index % windows
+    starts = torch.empty(count, dtype=torch.long)
+    for epoch in epochs.unique().tolist():
+        chosen = epochs == epoch
+        starts[chosen] = epoch_order(windows, seed, epoch)[positions[chosen]] * seq_len
+    return starts
+
+
+def get_epoch_batch(tokens: Tokens, step: int, batch_size: int, seq_len: int, seed: int,
+                    device: torch.device, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch `step` of the epoch order (windows step·B … step·B + B − 1), as `get_batch` returns one:
+    rank `rank`'s contiguous share of its B windows."""
+    starts = epoch_starts(len(tokens), seq_len, seed, step * batch_size, batch_size)
+    starts = starts.view(world_size, -1)[rank]  # (B / world_size,)
+    return _inputs_and_targets(_windows(tokens, starts, seq_len + 1), device)
+
+
+def epoch_targets(tokens: Tokens, seq_len: int, seed: int, count: int) -> np.ndarray:
+    """The first `count` tokens the epoch order predicts, in the order a run codes them: the bytes a
+    prequential code length is measured on (count a multiple of seq_len, within one epoch)."""
+    starts = epoch_starts(len(tokens), seq_len, seed, 0, count // seq_len)
+    return _windows(tokens, starts, seq_len + 1)[:, 1:].reshape(-1).numpy()
+
+
+def _inputs_and_targets(windows: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """windows (B, T+1) → inputs x and targets y (B, T), on `device`."""
     x, y = windows[:, :-1], windows[:, 1:]
     if device.type == "cuda":
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)

@@ -667,6 +667,9 @@ def result_record(spec: RunSpec, result: RunResult, corpus: Corpus, device: torc
         "loss": loss,
         "bpb": bits_per_byte(loss, corpus, spec.shape.seq_len, spec.data.val_tokens) if loss is not None else None,
         "epochs": result.tokens / len(corpus.train),
+        # Byte tokens: a token is a byte. Other tokenizers' training bytes per token are not tracked.
+        "prequential_bpb": (result.prequential_bits / result.tokens
+                            if result.prequential_bits is not None and corpus.tokenizer["kind"] == "bytes" else None),
         **environment(corpus, device),
     }
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import time
 import warnings
@@ -34,6 +35,7 @@ from sweep.atomic import atomic_write
 from sweep.config import RunSpec, spec_from_dict
 from sweep.errors import SweepError
 from sweep.flops import param_counts, training_flops
+from sweep.limits import shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,10 +47,14 @@ COLUMNS = [
     "run_id", "sweep", "status", "n_layers", "d_model", "n_heads", "d_ff", "params", "params_total",
     "params_embedding", "tokens", "seed", "lr", "flops", "flops_6nd_total", "flops_attn", "flops_matmul",
     "loss", "bpb", "train_loss", "epochs", "steps", "schedule", "trunk_id", "branch_step", "wall_s", "tokens_per_s",
-    "peak_mem_bytes", "device", "dtype", "compiled", "attempts", "reason",
+    "peak_mem_bytes", "device", "dtype", "compiled", "attempts", "reason", "order", "prequential_bits",
+    "prequential_bpb", "prequential_reason", "compression_s",
 ]
+# Besides these, a run with compressed variants (`eval.quantize`, `eval.prune`) has loss_<v> and
+# delta_<v> for each variant v (q4, p50: `compress.variant_name`), after them.
 # The columns above that hold text or a flag; every other one holds a number. Any may be None.
-TEXT_COLUMNS = ("run_id", "sweep", "status", "schedule", "trunk_id", "device", "dtype", "reason")
+TEXT_COLUMNS = ("run_id", "sweep", "status", "schedule", "trunk_id", "device", "dtype", "reason", "order",
+                "prequential_reason")
 FLAG_COLUMNS = ("compiled",)
 # The fields of a metrics row (`train.train`'s `row`) besides its step, all numbers.
 METRICS_NUMBERS = ("tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s")
@@ -103,7 +109,7 @@ def spec_columns(spec: RunSpec) -> dict:
         "run_id": spec.run_id, "sweep": spec.sweep, "n_layers": spec.shape.n_layers,
         "d_model": spec.shape.d_model, "n_heads": spec.shape.n_heads, "d_ff": spec.shape.d_ff,
         "params": counts.non_embedding, "params_total": counts.total, "params_embedding": counts.embedding,
-        "tokens": spec.tokens, "seed": spec.seed, "lr": spec.lr, "steps": spec.steps,
+        "tokens": spec.tokens, "seed": spec.seed, "lr": spec.lr, "steps": spec.steps, "order": spec.data.order,
         **_branch_columns(spec),
         **training_flops(spec.shape, spec.tokens),
     }
@@ -291,7 +297,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return rows
 
 
-def _run_dirs(path: Path) -> Iterator[Path]:
+def run_dirs(path: Path) -> Iterator[Path]:
     """Run directories under a store root (<root>/<sweep>/<run>) or under one sweep (<sweep>/<run>)."""
     if (path / "spec.json").exists():
         yield path
@@ -311,11 +317,42 @@ def load_runs(path: str | Path, sweep: str | None = None) -> "pd.DataFrame":
     path = Path(path)
     if not path.is_dir():
         raise SweepError(f"run store not found: {path} is not a directory")
-    rows = [row for run_dir in _run_dirs(path) if (row := _run_row(run_dir)) is not None]
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    rows = [row for run_dir in run_dirs(path) if (row := _run_row(run_dir)) is not None]
+    variants = sorted({key for row in rows for key in row if key.startswith(VARIANT_PREFIXES)}, key=_variant_order)
+    frame = pd.DataFrame(rows, columns=COLUMNS + variants)
     if sweep is not None:
         frame = frame[frame["sweep"] == sweep].reset_index(drop=True)
     return frame
+
+
+VARIANT_PREFIXES = ("loss_", "delta_")
+VARIANT_NAME = re.compile(r"(q)(\d+)|(p)(\d+(?:\.\d+)?)")
+
+
+def _variant_order(column: str) -> tuple:
+    """loss_q8, delta_q8, loss_q4, …, then pruning by share: q by bits descending, p ascending."""
+    kind, name = column.split("_", 1)
+    match = VARIANT_NAME.fullmatch(name)
+    return (0, -int(match[2])) if match[1] else (1, float(match[4])), kind != "loss"
+
+
+def _variant_columns(compression, run_dir: Path) -> dict:
+    """loss_<v> and delta_<v> of each compressed variant in result.json's `compression`; an entry
+    that is not {variant: {'loss': number, 'delta': number}} is skipped with a warning."""
+    if not compression:
+        return {}
+    if not isinstance(compression, dict):
+        warnings.warn(f"{run_dir / 'result.json'}: compression is not a mapping; skipped")
+        return {}
+    columns = {}
+    for name, measured in compression.items():
+        if (VARIANT_NAME.fullmatch(name) and isinstance(measured, dict)
+                and all(_number(measured.get(key)) for key in ("loss", "delta"))):
+            columns[f"loss_{name}"], columns[f"delta_{name}"] = measured["loss"], measured["delta"]
+        else:
+            warnings.warn(f"{run_dir / 'result.json'}: compression entry {shown(name)} is not "
+                          "a variant with a number for 'loss' and 'delta'; skipped")
+    return columns
 
 
 def _run_row(run_dir: Path) -> dict | None:
@@ -332,6 +369,7 @@ def _run_row(run_dir: Path) -> dict | None:
     row["reason"] = status.get("reason")
     if result is not None:
         row.update({key: result[key] for key in COLUMNS if key in result})
+        row.update(_variant_columns(result.get("compression"), run_dir))
     row["status"] = status["status"]
     if row.get("loss") is not None and "bpb" not in row:
         row["bpb"] = row["loss"] / math.log(2)

@@ -15,7 +15,7 @@ import resource
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -23,7 +23,8 @@ import torch
 from sweep import distributed
 from sweep.allocator import keep_freed_memory, release_freed_memory
 from sweep.config import RunSpec
-from sweep.data import Corpus, get_batch, validation_set
+from sweep import compress
+from sweep.data import Corpus, epoch_windows, get_batch, get_epoch_batch, validation_set
 from sweep.errors import SweepError
 from sweep.flops import flops_per_token
 from sweep.model import GPT
@@ -44,6 +45,13 @@ class RunResult:
     dtype: str
     compiled: bool  # trained through torch.compile
     reason: str | None = None  # why a run diverged
+    # Σ over steps of the batch's loss before its update × its tokens / ln 2: the online code length of
+    # the tokens trained on (Blier & Ollivier 2018), where each was read once (`prequential_reason`).
+    prequential_bits: float | None = None
+    prequential_reason: str | None = None  # why there is no prequential_bits
+    # `eval.quantize`/`eval.prune`: {variant: {'loss', 'delta'}} (`compress.compression_losses`)
+    compression: dict = field(default_factory=dict)
+    compression_s: float | None = None  # the time those evaluations took, part of wall_s
 
 
 def resolve_device(name: str) -> torch.device:
@@ -264,6 +272,19 @@ class PeakMemory:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
+def prequential_reason(spec: RunSpec, train_tokens: int) -> str | None:
+    """Why `spec` can have no prequential code length on a training split of `train_tokens` tokens, or
+    None. The code counts each token once, coded before the model trains on it: random windows overlap
+    and repeat, and a second epoch codes tokens the model has seen."""
+    if spec.data.order != "epoch":
+        return "random windows overlap and repeat; data.order: epoch reads each once"
+    windows = epoch_windows(train_tokens, spec.shape.seq_len)
+    epochs = spec.steps * spec.train.batch_tokens / (windows * spec.shape.seq_len)
+    if epochs > 1:
+        return f"reads {epochs:.2f} epochs of the training split; the tokens of a second epoch were seen before"
+    return None
+
+
 def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda row: None,
           progress: Log = lambda row: None, resume: dict | None = None,
           save_checkpoint: Callable[[dict], None] | None = None,
@@ -272,6 +293,8 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
           save_snapshot: Callable[[dict], None] | None = None) -> RunResult:
     """Train `spec` on `corpus`. `log` gets one metrics row per logging interval and evaluation
     (step, tokens, flops, train_loss, val_loss, lr, elapsed_s); `progress` gets the same rows, for display.
+    Where `prequential_reason` finds none, the run counts its prequential code length; at the end it
+    evaluates the compressed variants `spec.eval` asks for.
     `resume` is a state `save_checkpoint` was given: training continues from its step, and on CPU the
     rest of the curve is the one an uninterrupted run draws. Checkpoints are taken at logging
     boundaries, at most every `spec.train.checkpoint_every` seconds. `final_weights` gets the
@@ -307,6 +330,8 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     log_every = max(1, steps // 100)
     loss_sum, loss_count, first_loss, train_loss, val_loss = torch.zeros((), device=device), 0, None, None, None
     start_step, elapsed_before, strikes = 0, 0.0, 0
+    no_prequential = prequential_reason(spec, len(corpus.train))
+    prequential_nats = 0.0  # Σ of each step's mean loss × batch_tokens, summed at each logging interval
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -314,6 +339,9 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
         start_step, elapsed_before = resume["step"], resume["elapsed_s"]
         first_loss, train_loss, val_loss = resume["first_loss"], resume["train_loss"], resume["val_loss"]
         strikes = resume["strikes"]
+        prequential_nats = resume.get("prequential_nats")
+        if prequential_nats is None:
+            no_prequential = no_prequential or "resumed from a checkpoint that did not count the code length"
     started -= elapsed_before  # elapsed time and wall_s count every attempt's training
     last_save = time.perf_counter()
 
@@ -325,7 +353,11 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
 
     for step in range(start_step, steps):
         lr = schedule_lr(spec, step)
-        x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device, rank, world_size)
+        if spec.data.order == "epoch":
+            x, y = get_epoch_batch(corpus.train, step, batch_size, spec.shape.seq_len, spec.seed, device, rank,
+                                   world_size)
+        else:
+            x, y = get_batch(corpus.train, batch_size, spec.shape.seq_len, generator, device, rank, world_size)
         loss_sum += accumulate_gradients(step_model, x, y, micro_rows, device, dtype)
         optimizer_step(model, optimizer, lr, spec.train.grad_clip)
         loss_count += 1
@@ -334,7 +366,10 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
         if done % log_every and done not in evaluate_after and done not in snapshot_steps:
             continue
         # The only host sync, once per logging interval; the mean over ranks is the whole batch's.
-        train_loss = distributed.mean_across_ranks(loss_sum).item() / loss_count
+        loss_total = distributed.mean_across_ranks(loss_sum).item()  # Σ over the interval's steps of their mean loss
+        train_loss = loss_total / loss_count
+        if prequential_nats is not None:
+            prequential_nats += loss_total * spec.train.batch_tokens
         loss_sum, loss_count = torch.zeros((), device=device), 0
         first_loss = first_loss or train_loss
         row = {"step": done, "tokens": done * spec.train.batch_tokens, "flops": done * flops_per_step,
@@ -352,7 +387,8 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
             return _result("diverged", spec, done, None, train_loss, started, memory, dtype, compiled, reason)
         state = lambda: {"step": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),  # noqa: E731
                          "generator": generator.get_state(), "first_loss": first_loss, "train_loss": train_loss,
-                         "val_loss": val_loss, "strikes": strikes, "elapsed_s": time.perf_counter() - started}
+                         "val_loss": val_loss, "strikes": strikes, "prequential_nats": prequential_nats,
+                         "elapsed_s": time.perf_counter() - started}
         if save_snapshot and done in snapshot_steps:
             save_snapshot(state())
         every = spec.train.checkpoint_every
@@ -363,7 +399,14 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
         val_loss = validation_loss()
     if final_weights:
         final_weights(model.state_dict())
-    return _result("done", spec, steps, val_loss, train_loss, started, memory, dtype, compiled)
+    compression, compressing = {}, time.perf_counter()
+    if distributed.is_writer():  # the one rank that records results
+        compression = compress.compression_losses(model, spec.eval, val_loss,
+                                                  lambda m: evaluate(m, val_x, val_y, micro_rows, device, dtype))
+    prequential_bits = None if no_prequential else prequential_nats / math.log(2)
+    return _result("done", spec, steps, val_loss, train_loss, started, memory, dtype, compiled,
+                   prequential_bits=prequential_bits, prequential_reason=no_prequential, compression=compression,
+                   compression_s=time.perf_counter() - compressing if compression else None)
 
 
 def _ignore(row: dict) -> None:
@@ -389,9 +432,11 @@ def _divergence(train_loss: float, first_loss: float, step: int, strikes: int) -
     return None
 
 
-def _result(status, spec, steps, val_loss, train_loss, started, memory, dtype, compiled, reason=None) -> RunResult:
+def _result(status, spec, steps, val_loss, train_loss, started, memory, dtype, compiled, reason=None,
+            **measured) -> RunResult:
     wall_s = time.perf_counter() - started
     tokens = steps * spec.train.batch_tokens
     return RunResult(status=status, steps=steps, tokens=tokens, loss=val_loss, train_loss=train_loss,
                      wall_s=wall_s, tokens_per_s=tokens / wall_s, peak_mem_bytes=memory.read(),
-                     dtype="bf16" if dtype == torch.bfloat16 else "fp32", compiled=compiled, reason=reason)
+                     dtype="bf16" if dtype == torch.bfloat16 else "fp32", compiled=compiled, reason=reason,
+                     prequential_reason=measured.pop("prequential_reason", "the run diverged"), **measured)

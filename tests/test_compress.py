@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from sweep.compress import compressed_weights, compression_losses, prune_smallest, quantize_rows, variant_name
+from sweep.compress import compressed_weights, compression_losses, prune_smallest, quantize_rows
 from sweep.config import EvalConfig, expand, parse_config
 from sweep.data import load_corpus, stdlib_root, validation_set
 from sweep.model import GPT
@@ -38,11 +38,6 @@ def test_pruning_zeroes_the_stated_share_of_least_magnitude():
         if share:  # every zeroed entry was no larger than every kept one
             assert weight.abs()[zeroed].max() <= weight.abs()[~zeroed].min()
         assert torch.equal(pruned[~zeroed], weight[~zeroed])
-
-
-def test_variant_names():
-    assert [variant_name("quantize", b) for b in (8, 4)] == ["q8", "q4"]
-    assert [variant_name("prune", s) for s in (0.5, 0.9, 0.875)] == ["p50", "p90", "p87.5"]
 
 
 @pytest.fixture(scope="module")

@@ -206,13 +206,12 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
 
 def _uncompressed(specs, store) -> list[tuple[str, list[str]]]:
     """(run id, variants) of the finished runs whose result.json lacks variants their `eval` asks for."""
-    from sweep.compress import variant_name
     from sweep.store import read_json
+    from sweep.variants import requested
 
     found = []
     for spec in specs:
-        wanted = [variant_name("quantize", b) for b in spec.eval.quantize] + [variant_name("prune", s)
-                                                                           for s in spec.eval.prune]
+        wanted = requested(spec.eval.quantize, spec.eval.prune)
         if not wanted or store.status(spec)["status"] != "done":
             continue
         result = read_json(store.run_dir(spec) / "result.json") or {}

@@ -25,14 +25,9 @@ import torch
 
 from sweep.config import EvalConfig
 from sweep.model import GPT
+from sweep.variants import variant_name
 
 EMBEDDING_NAMES = ("token_embedding.weight", "position_embedding.weight", "head.weight")
-
-
-def variant_name(kind: str, amount: float) -> str:
-    """'q4' for 4-bit quantisation, 'p50' for pruning half, 'p87.5' for 0.875: result.json's keys and
-    the column names of `sweep ls` and `sweep fit` (loss_q4, delta_q4)."""
-    return f"q{int(amount)}" if kind == "quantize" else f"p{round(amount * 100, 4):g}"
 
 
 def quantize_rows(weight: torch.Tensor, bits: int) -> torch.Tensor:
@@ -81,5 +76,6 @@ def compression_losses(model: GPT, eval_config: EvalConfig, loss: float,
             for target, original in zip(targets, originals):
                 target.copy_(quantize_rows(original, amount) if kind == "quantize" else prune_smallest(original, amount))
             variant_loss = evaluate(work)
-            losses[variant_name(kind, amount)] = {"loss": variant_loss, "delta": variant_loss - loss}
+            name = variant_name(bits=amount) if kind == "quantize" else variant_name(prune=amount)
+            losses[name] = {"loss": variant_loss, "delta": variant_loss - loss}
     return losses

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import socket
 import time
 import warnings
@@ -36,6 +35,7 @@ from sweep.config import RunSpec, spec_from_dict
 from sweep.errors import SweepError
 from sweep.flops import param_counts, training_flops
 from sweep.limits import shown
+from sweep import variants
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +51,7 @@ COLUMNS = [
     "prequential_bpb", "prequential_reason", "compression_s",
 ]
 # Besides these, a run with compressed variants (`eval.quantize`, `eval.prune`) has loss_<v> and
-# delta_<v> for each variant v (q4, p50: `compress.variant_name`), after them.
+# delta_<v> for each variant v (q4, p50: `variants.variant_name`), after them.
 # The columns above that hold text or a flag; every other one holds a number. Any may be None.
 TEXT_COLUMNS = ("run_id", "sweep", "status", "schedule", "trunk_id", "device", "dtype", "reason", "order",
                 "prequential_reason")
@@ -318,22 +318,20 @@ def load_runs(path: str | Path, sweep: str | None = None) -> "pd.DataFrame":
     if not path.is_dir():
         raise SweepError(f"run store not found: {path} is not a directory")
     rows = [row for run_dir in run_dirs(path) if (row := _run_row(run_dir)) is not None]
-    variants = sorted({key for row in rows for key in row if key.startswith(VARIANT_PREFIXES)}, key=_variant_order)
-    frame = pd.DataFrame(rows, columns=COLUMNS + variants)
+    measured = sorted({key for row in rows for key in row if key.startswith(VARIANT_PREFIXES)}, key=_variant_order)
+    frame = pd.DataFrame(rows, columns=COLUMNS + measured)
     if sweep is not None:
         frame = frame[frame["sweep"] == sweep].reset_index(drop=True)
     return frame
 
 
 VARIANT_PREFIXES = ("loss_", "delta_")
-VARIANT_NAME = re.compile(r"(q)(\d+)|(p)(\d+(?:\.\d+)?)")
 
 
 def _variant_order(column: str) -> tuple:
-    """loss_q8, delta_q8, loss_q4, …, then pruning by share: q by bits descending, p ascending."""
-    kind, name = column.split("_", 1)
-    match = VARIANT_NAME.fullmatch(name)
-    return (0, -int(match[2])) if match[1] else (1, float(match[4])), kind != "loss"
+    """loss_q8, delta_q8, loss_q4, …, then pruning by share (`variants.order`)."""
+    measure, name = column.split("_", 1)
+    return variants.order(name), measure != "loss"
 
 
 def _variant_columns(compression, run_dir: Path) -> dict:
@@ -346,7 +344,7 @@ def _variant_columns(compression, run_dir: Path) -> dict:
         return {}
     columns = {}
     for name, measured in compression.items():
-        if (VARIANT_NAME.fullmatch(name) and isinstance(measured, dict)
+        if (variants.parse(name) and isinstance(measured, dict)
                 and all(_number(measured.get(key)) for key in ("loss", "delta"))):
             columns[f"loss_{name}"], columns[f"delta_{name}"] = measured["loss"], measured["delta"]
         else:

@@ -554,16 +554,28 @@ def predict(
     params: Optional[float] = typer.Option(None, "--params", help="With --tokens: the loss of this model size."),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="With --params: the loss at this many training tokens."),
     seq_len: int = typer.Option(256, "--seq-len", min=8, help="Context length for the suggested shape."),
+    bits: Optional[int] = typer.Option(None, "--bits", min=1, help="With --params and --tokens: also δ, the loss "
+                                                                     "rise after quantising the weights to this many bits."),
+    prune: Optional[float] = typer.Option(None, "--prune", help="With --params and --tokens: also δ after magnitude "
+                                                                "pruning this share of the weights (0.5 = half)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """Answer a budget question from fitted laws: the compute-optimal model for C, or the loss at (N, D),
-    from the law `sweep fit` chose, with 95% intervals."""
+    from the law `sweep fit` chose, with 95% intervals; with --bits or --prune, also the post-training
+    degradation δ at (N, D)."""
     from sweep.config import ModelConfig, params_rule_limit, shape_for_params
-    from sweep.laws import load_laws, predict_compute_optimal, predict_loss_at
+    from sweep.laws import load_degradation, load_laws, predict_compute_optimal, predict_degradation, predict_loss_at
+    from sweep.variants import describe, variant_name
     from sweep.report import prediction_table
 
     if (flops is None) == (params is None and tokens is None) or (flops is None and (params is None or tokens is None)):
         raise SweepError("give either --flops C, or both --params N and --tokens D")
+    if bits is not None and prune is not None:
+        raise SweepError("give --bits or --prune, not both: each δ law is for one variant")
+    if (bits is not None or prune is not None) and flops is not None:
+        raise SweepError("--bits and --prune predict δ at one model: give them with --params N and --tokens D")
+    if prune is not None and not 0 < prune < 1:
+        raise SweepError(f"--prune is the share of weights pruned, between 0 and 1 (0.5 = half), got {prune}")
     laws = load_laws(laws_file)
     shape_name = None
     if flops is not None:
@@ -576,6 +588,12 @@ def predict(
             answer["shape"] = {"n_layers": shape.n_layers, "d_model": shape.d_model, "n_heads": shape.n_heads}
     else:
         answer = predict_loss_at(laws, params=params, tokens=tokens).to_json()
+    if bits is not None or prune is not None:
+        variant = variant_name(bits=bits, prune=prune)
+        delta = predict_degradation(load_degradation(laws_file).law_for(variant), params, tokens).to_json()
+        loss = answer["loss"]["value"]
+        answer["degradation"] = {"variant": variant, "what": describe(variant), "delta": delta,
+                                 "loss_after": None if loss is None or delta["value"] is None else loss + delta["value"]}
     answer = {"form": laws.form, **answer}
     if as_json:
         sys.stdout.write(json.dumps(answer, indent=2) + "\n")

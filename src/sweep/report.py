@@ -28,19 +28,31 @@ def _fixed(value, digits: int) -> str:
 STATUS_STYLE = {"done": "green", "failed": "red", "diverged": "red", "running": "yellow", "pending": "dim"}
 
 
+def _variants(runs: pd.DataFrame) -> list[str]:
+    """The compression variants the frame has delta_<variant> columns for, in `variants_in` order.
+    Importing sweep.laws loads scipy (about a second), so a frame without such columns does not."""
+    if not any(str(column).startswith("delta_") for column in runs.columns):
+        return []
+    from sweep.laws.degradation import variants_in
+
+    return variants_in(runs)
+
+
 def runs_table(runs: pd.DataFrame) -> Table:
-    """`sweep ls`: one row per run."""
+    """`sweep ls`: one row per run, and δ (loss after compression − loss) per compression variant."""
     table = Table(title=f"{len(runs)} runs", title_justify="left")
+    variants = _variants(runs)
     for name in ("run_id", "sweep", "status", "n_layers", "d_model", "params", "params_total", "tokens",
-                 "flops", "loss", "bpb", "wall_s", "tok/s", "attempts"):
+                 "flops", "loss", "bpb", "wall_s", "tok/s", "attempts", *(f"δ {variant}" for variant in variants)):
         table.add_column(name, justify="left" if name in ("run_id", "sweep", "status") else "right")
-    for run in runs.itertuples():
+    deltas = [runs[f"delta_{variant}"].to_numpy() for variant in variants]  # each (runs,)
+    for run, *delta in zip(runs.itertuples(), *deltas):
         style = STATUS_STYLE.get(run.status, "")
         table.add_row(
             run.run_id, run.sweep, f"[{style}]{run.status}[/]" if style else run.status,
             str(run.n_layers), str(run.d_model), human(run.params), human(run.params_total), human(run.tokens),
             human(run.flops), _fixed(run.loss, 4), _fixed(run.bpb, 3), _fixed(run.wall_s, 1),
-            human(run.tokens_per_s), str(run.attempts),
+            human(run.tokens_per_s), str(run.attempts), *(_fixed(value, 4) for value in delta),
         )
     return table
 
@@ -160,6 +172,9 @@ def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
                           _pair(p["loss"]["interval"], _loss), _pair(p["loss"]["ci"], _loss))
         tables.append(table)
 
+    if laws.get("degradation"):
+        tables.append(_degradation_table(laws["degradation"], conventions))
+
     if laws.get("cost"):
         table = Table(title="cost laws resource = C0·S^n", title_justify="left")
         for name in ("resource", "S", "C0", "n", "points"):
@@ -184,6 +199,31 @@ def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
                           inside, _pair(point["ci"], _loss))
         tables.append(table)
     return tables
+
+
+def _degradation_table(entries: dict, conventions: dict) -> Table:
+    """One row per compression variant: its law δ = C·D^γ_D/N^γ_N with 95% intervals, or why it has none."""
+    notes = ["δ <= 0 (the compression cost less than the evaluation's noise) has no log: left out of the fit, "
+             "and counted"]
+    notes += [f"no law for {variant}: {entry['why']}" for variant, entry in entries.items() if "C" not in entry]
+    notes += [f"no interval (-) for {variant}: {entry['why']}" for variant, entry in entries.items()
+              if "C" in entry and entry["why"]]
+    table = Table(title=f"post-training degradation δ = C·D^γ_D/N^γ_N, one law per variant "
+                        f"(N = {conventions['params']} params; 95% intervals)",
+                  title_justify="left", caption="\n".join(notes), caption_justify="left")
+    for name in ("variant", "C", "C 95%", "γ_D", "γ_D 95%", "γ_N", "γ_N 95%", "log rms", "points", "δ <= 0",
+                 "unmeasured", "trend"):
+        table.add_column(name, justify="left" if name in ("variant", "trend") else "right")
+    for variant, entry in entries.items():
+        if "C" not in entry:
+            table.add_row(f"{variant} ({entry['what']})", *["-"] * 10, "no law (see below)")
+            continue
+        ci = entry["ci"]
+        table.add_row(f"{variant} ({entry['what']})", _value(entry["C"]), _interval(ci, "C"),
+                      _value(entry["gamma_D"]), _interval(ci, "gamma_D"), _value(entry["gamma_N"]),
+                      _interval(ci, "gamma_N"), f"{entry['residual_rms']:.3g}", str(entry["n_points"]),
+                      str(entry["n_left_out"]), str(entry["n_unmeasured"]), entry["trend"])
+    return table
 
 
 def _forms_table(laws: dict) -> Table:
@@ -262,6 +302,15 @@ def prediction_table(prediction: dict, shape_name: str | None, form: str) -> Tab
     table.add_row("predicted loss", _value(loss["value"]))
     table.add_row("  95% prediction interval (a run's loss)", _pair(loss["interval"], _loss))
     table.add_row("  95% interval of the law alone", _pair(loss["ci"], _loss))
+    if "degradation" in prediction:
+        compressed = prediction["degradation"]
+        delta, variant = compressed["delta"], compressed["variant"]
+        table.add_row(f"δ after {compressed['what']} ({variant})", _value(delta["value"]))
+        table.add_row("  95% prediction interval (a run's δ)", _pair(delta["interval"], _loss))
+        table.add_row("  95% interval of the law alone", _pair(delta["ci"], _loss))
+        table.add_row(f"predicted loss after {variant} (loss + δ)", _value(compressed["loss_after"]))
+        if delta["why"]:
+            table.caption = "\n".join(filter(None, [table.caption, f"no interval (-) for δ: {delta['why']}"]))
     if shape_name:
         table.add_row("a shape with N_opt", shape_name)
     return table

@@ -7,12 +7,19 @@
     laws = load_laws("laws.json")
     predict_compute_optimal(laws, flops=1e21); predict_loss_at(laws, params=1e9, tokens=2e10)
 
+Post-training degradation, when the runs carry delta_<variant> columns (`degradation.py`):
+
+    fit = fit_degradation(table.points, "q4")           # δ = C·D^γ_D/N^γ_N, Kumar et al. 2024 eq. 2
+    fit.trend(); predict_degradation(fit, params=1e9, tokens=2e10)
+    load_degradation("laws.json").law_for("q4")
+
 Figures: `sweep.laws.plots.write_plots(report, out_dir)` (kept out of this import: matplotlib is slow
 to load and only `sweep fit --out` needs it).
 """
 
+from sweep.laws.degradation import DegradationFit, fit_degradation, predict_degradation, variants_in
 from sweep.laws.forms import ChinchillaParams, allocate, predict_loss
-from sweep.laws.lawsfile import load_laws, save_laws
+from sweep.laws.lawsfile import load_degradation, load_laws, save_laws
 from sweep.laws.predict import Laws, predict_compute_optimal, predict_loss_at
 from sweep.laws.report import FitReport, fit_report
 from sweep.laws.table import FLOPS_COLUMNS, PARAMS_COLUMNS, FitTable, prepare_table, read_table
@@ -21,16 +28,21 @@ __all__ = [
     "FLOPS_COLUMNS",
     "PARAMS_COLUMNS",
     "ChinchillaParams",
+    "DegradationFit",
     "FitReport",
     "FitTable",
     "Laws",
     "allocate",
+    "fit_degradation",
     "fit_report",
+    "load_degradation",
     "load_laws",
     "predict_compute_optimal",
+    "predict_degradation",
     "predict_loss",
     "predict_loss_at",
     "prepare_table",
     "read_table",
     "save_laws",
+    "variants_in",
 ]

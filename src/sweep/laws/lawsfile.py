@@ -8,6 +8,14 @@ noise draw, so a prediction's intervals are computed from the samples themselves
 
 Format 2 added the form choice and the noise draws. A format-1 file (always the Chinchilla law, no
 noise draws) still loads; its predictions carry the law's parameter interval (`ci`) only.
+
+When the table had compression variants, "degradation" (from `to_json`) holds each variant's law and
+"degradation_samples" its bootstrap refits and noise draws (`degradation.py`):
+
+    "degradation_samples": {"q4": {"C": [...], "gamma_D": [...], "gamma_N": [...], "noise": [...]}}
+
+Both keys are optional within format 2: readers that predate them ignore them, and a file without them
+has no degradation laws (`load_degradation` says so when one is asked for).
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from sweep.errors import InputError
+from sweep.laws.degradation import PARAMETERS as DEGRADATION_PARAMETERS
+from sweep.laws.degradation import DegradationFit, DegradationLaw, DegradationLaws
 from sweep.laws.forms import ChinchillaParams
 from sweep.laws.joint import FORMS
 from sweep.laws.predict import Laws
@@ -39,14 +49,22 @@ def save_laws(report: FitReport, path: str | Path) -> Path:
         **report.to_json(),
         "bootstrap_samples": {"form": report.laws.form, "params": samples, "noise": list(report.laws.noise)},
     }
+    if report.degradation.variants:
+        contents["degradation_samples"] = {
+            variant: {
+                **{name: [getattr(sample, name) for sample in fit.samples] for name in DEGRADATION_PARAMETERS},
+                "noise": list(fit.noise),
+            }
+            for variant, fit in report.degradation.fits.items()
+        }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(contents, indent=2, allow_nan=False) + "\n")
     return path
 
 
-def load_laws(path: str | Path) -> Laws:
-    path = Path(path)
+def _contents(path: Path) -> dict:
+    """The laws file's JSON, checked to be one `sweep fit` wrote."""
     if not path.is_file():
         raise InputError(f"no such laws file: {path}")
     try:
@@ -56,10 +74,50 @@ def load_laws(path: str | Path) -> Laws:
     version = contents.get("format") if isinstance(contents, dict) else None
     if version not in (FORMAT, FORMAT_1):
         raise InputError(f"{path} is not a laws file written by `sweep fit` (expected format {FORMAT!r})")
+    return contents
+
+
+def load_laws(path: str | Path) -> Laws:
+    path = Path(path)
+    contents = _contents(path)
     try:
-        return _laws_of(contents) if version == FORMAT else _laws_of_format_1(contents)
+        return _laws_of(contents) if contents["format"] == FORMAT else _laws_of_format_1(contents)
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise InputError(f"{path} is damaged: cannot read the law from it ({shown(error)})") from error
+
+
+def load_degradation(path: str | Path) -> DegradationLaws:
+    """The file's post-training degradation laws; none (no variants) in a file written without them."""
+    path = Path(path)
+    contents = _contents(path)
+    try:
+        return _degradation_of(contents.get("degradation") or {}, contents.get("degradation_samples") or {})
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise InputError(f"{path} is damaged: cannot read its degradation laws ({shown(error)})") from error
+
+
+def _degradation_of(entries: dict, samples: dict) -> DegradationLaws:
+    """From `FitReport.to_json()`'s "degradation" entries and "degradation_samples"; an entry without C
+    is a variant that has no law, and its "why" says why."""
+    fits, why_not = {}, {}
+    for variant, entry in entries.items():
+        if "C" not in entry:
+            why_not[variant] = str(entry["why"])
+            continue
+        drawn = samples[variant]
+        fits[variant] = DegradationFit(
+            variant=variant,
+            law=_law(DegradationLaw, entry),
+            samples=tuple(_law(DegradationLaw, drawn, index) for index in range(len(drawn["noise"]))),
+            noise=tuple(float(value) for value in drawn["noise"]),
+            n_points=int(entry["n_points"]),
+            n_left_out=int(entry["n_left_out"]),
+            n_unmeasured=int(entry["n_unmeasured"]),
+            residual_rms=float(entry["residual_rms"]),
+            noise_scale=float(entry["noise_scale"]),
+            why=entry["why"],
+        )
+    return DegradationLaws(variants=tuple(entries), fits=fits, why_not=why_not)
 
 
 def _law(law_type: type, values: dict, index: int | None = None):

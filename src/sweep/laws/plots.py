@@ -2,6 +2,7 @@
 
 Figures are built on `matplotlib.figure.Figure` directly, never pyplot, so nothing touches global
 backend state or opens a window. A figure whose data is missing (no IsoFLOP fit, say) is skipped.
+Each compression variant with δ > 0 somewhere gets `degradation_<variant>.png`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from sweep.laws.allocation import EmpiricalAllocation, compute_levels
+from sweep.laws.degradation import FORMULA, degradation
 from sweep.laws.forms import allocate, allocation_of, power_law, predict_loss, quiet_floats
 from sweep.laws.powerlaw import points_for
 from sweep.laws.predict import form_of
 from sweep.laws.report import FitReport
+from sweep.laws.table import DELTA_PREFIX
+from sweep.limits import cut
+from sweep.variants import describe
 
 MAX_CURVES = 6  # fitted curves per figure; more distinct D (or N) values are thinned to this many
 LABELS = {"params": "parameters N", "tokens": "tokens D", "flops": "compute C (FLOPs)"}
@@ -38,6 +43,8 @@ def write_plots(report: FitReport, out_dir: str | Path) -> list[Path]:
         "allocation": _allocation,
         "predicted_vs_actual": _predicted_vs_actual,
     }
+    for variant in report.degradation.variants:
+        figures[f"degradation_{variant}"] = lambda figure, report, variant=variant: _degradation(figure, report, variant)
     written = []
     for name, draw in figures.items():
         figure = Figure(figsize=(7, 5), layout="constrained")
@@ -207,4 +214,39 @@ def _predicted_vs_actual(figure: Figure, report: FitReport) -> bool:
     axes.set_ylabel(f"prediction of the {form.name} law")
     axes.legend(fontsize=8)
     axes.set_title("Predicted vs measured loss")
+    return True
+
+
+def _degradation(figure: Figure, report: FitReport, variant: str) -> bool:
+    """δ against D at each N (left) and against N at each D (right), on log axes, with the fitted law
+    δ = C·D^γ_D/N^γ_N as lines at those N (D). Points with δ <= 0 have no place on a log axis."""
+    points = report.points
+    delta = points[DELTA_PREFIX + variant].to_numpy(dtype=float)
+    shown = points[delta > 0]
+    if shown.empty:
+        return False
+    fit = report.degradation.fits.get(variant)
+    for column, (size, other) in enumerate((("tokens", "params"), ("params", "tokens"))):
+        axes = figure.add_subplot(1, 2, column + 1)
+        colours = LogNorm(vmin=points[other].min(), vmax=points[other].max() * 1.0001)
+        scatter = axes.scatter(shown[size], shown[DELTA_PREFIX + variant], c=shown[other], norm=colours,
+                               cmap="viridis", s=22)
+        figure.colorbar(scatter, ax=axes, label=LABELS[other])
+        if fit is not None:
+            grid = _span(points[size].to_numpy())
+            for value in _thinned(points[other].to_numpy()):
+                at = {size: grid, other: value}
+                axes.plot(grid, degradation(at["params"], at["tokens"], fit.law), color=scatter.cmap(colours(value)),
+                          linewidth=1)
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel(LABELS[size])
+        axes.set_ylabel("δ (nats/token)")
+        axes.grid(True, which="both", alpha=0.25)
+        axes.set_title(f"δ vs {SYMBOLS[size]} at fixed {SYMBOLS[other]}", fontsize=9)
+    hidden = len(points) - len(shown)
+    law = (f"{FORMULA}: C = {fit.law.C:.3g}, γ_D = {fit.law.gamma_D:.3g}, γ_N = {fit.law.gamma_N:.3g}; {fit.trend()}"
+           if fit is not None else "no law fit: " + cut(report.degradation.why_not[variant], 120))
+    not_shown = f"; not shown: {hidden} of {len(points)} points (δ <= 0 or not measured)" if hidden else ""
+    figure.suptitle(f"δ after {describe(variant)} ({variant}){not_shown}\n{law}", fontsize=9)
     return True

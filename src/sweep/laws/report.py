@@ -8,6 +8,10 @@ one asked for, or with `form="auto"` the one that extrapolated best in the rollo
 that cannot be fit or has no honest interval (too few compute levels for IsoFLOP, no wall_s column,
 no residual degrees of freedom, ...) is None, with the reason under `skipped` (and an estimate's
 `why`), and the report goes on.
+
+When the points carry delta_<variant> columns (post-training compression), each variant's law
+δ = C·D^γ_D/N^γ_N is fit too (`degradation.py`), under "degradation"; without them the report is as
+it was, with no such key.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from sweep.laws.bootstrap import LawSamples, parametric_bootstrap, why_no_interv
 from sweep.laws.chinchilla import N_PARAMETERS as CHINCHILLA_PARAMETERS
 from sweep.laws.chinchilla import ChinchillaFit
 from sweep.laws.cost import RESOURCES, SCALES, CostFit, fit_cost
+from sweep.laws.degradation import DegradationLaws, fit_all
+from sweep.variants import describe
 from sweep.laws.forms import ChinchillaParams, power_law, quiet_floats
 from sweep.laws.huber import MAX_EXPONENT
 from sweep.laws.joint import FORMS, JointFit, JointForm, LawParams
@@ -92,6 +98,7 @@ class FitReport:
     cost: Mapping[str, Mapping[str, CostFit]]  # by resource, then scale
     holdout: tuple[HoldoutPoint, ...]
     predictions: tuple[ComputeOptimalPrediction, ...]
+    degradation: DegradationLaws  # one law per compression variant the points have δ for
     skipped: Mapping[str, str]  # part ("isoflop", "cost.wall_s", ...) -> why it was not fit
     warnings: tuple[str, ...]
 
@@ -129,10 +136,20 @@ class FitReport:
                 },
                 "holdout": [asdict(point) for point in self.holdout],
                 "predictions": [prediction.to_json() for prediction in self.predictions],
+                **({"degradation": self._degradation_json()} if self.degradation.variants else {}),
                 "skipped": dict(self.skipped),
                 "warnings": list(self.warnings),
             }
         )
+
+    def _degradation_json(self) -> dict:
+        """Per variant its fit, or what it is and why it has no law."""
+        fits, why_not = self.degradation.fits, self.degradation.why_not
+        return {
+            variant: fits[variant].to_json() if variant in fits
+            else {"variant": variant, "what": describe(variant), "why": why_not[variant]}
+            for variant in self.degradation.variants
+        }
 
     def _joint_json(self, name: str) -> dict | None:
         fit = self.joint.get(name)
@@ -298,6 +315,9 @@ def fit_report(
 
     budgets = prediction_flops or [points["flops"].max() * multiple for multiple in PREDICTION_MULTIPLES]
     predictions = _or_skip("predictions", skipped, _predictions, laws, budgets)
+    degradation = fit_all(points, bootstrap, seed)
+    skipped.update({f"degradation.{variant}": why for variant, why in degradation.why_not.items()})
+    skipped.update({f"degradation.{variant}.ci": fit.why for variant, fit in degradation.fits.items() if fit.why})
     return FitReport(
         points=points,
         held_out=held_out,
@@ -318,6 +338,7 @@ def fit_report(
         cost=_fit_costs(points, skipped),
         holdout=tuple(_holdout_points(held_out, laws, power_laws.get("flops"))),
         predictions=predictions or (),
+        degradation=degradation,
         skipped=skipped,
         warnings=tuple(warnings),
     )

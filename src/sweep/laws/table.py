@@ -6,6 +6,11 @@ the mean over seeds, since a scaling law describes the best loss a size can reac
 seeds first keeps one lucky seed from setting it. Every problem a user can fix raises InputError
 naming it.
 
+Columns delta_<variant> (a run's loss rise after post-training compression, see `degradation.py`) are
+carried through: a point's δ is the mean over the runs its loss comes from, so that δ and loss describe
+the same models: the runs at the best lr (all their seeds) for min_of_means, every run for mean, the
+lowest-loss run for min. NaN (a variant not measured) is skipped in the mean; δ may be <= 0.
+
 Two design rules are checked and warned about, since a point that breaks one sits above the law:
 - the best learning rate of a point should lie inside the lr grid tried for it; at the grid's edge
   the optimum may lie beyond it, and the point's loss is only an upper bound on the best loss;
@@ -29,6 +34,7 @@ from sweep.flops import FLOPS_COLUMNS  # noqa: F401  (re-exported: the run store
 PARAMS_COLUMNS = {"non_embedding": "params", "total": "params_total"}
 AGGREGATES = ("min_of_means", "mean", "min")
 COST_COLUMNS = ("wall_s", "peak_mem_bytes")
+DELTA_PREFIX = "delta_"  # delta_q4, delta_p50: δ per compression variant (`degradation.py`)
 # What a training run can have, loss in nats per token (at initialisation ln V, under 17 for any
 # vocabulary). Beyond these a table holds no runs (a unit mix-up, a corrupt export), and the fits'
 # powers and the plots' axes run out of float range: a loss of 1e270 crashed the plots.
@@ -45,8 +51,9 @@ class Excluded:
 class FitTable:
     """`points` has one row per (N, D), sorted by flops, with columns params, tokens, flops, loss,
     n_runs, whichever of wall_s, peak_mem_bytes the input had (means over the runs), steps (the
-    fewest of the runs) when the input had it, and with an lr column: lr (the best lr, lowest mean
-    loss over seeds), lr_low, lr_high (the smallest and largest lr tried) and n_lrs."""
+    fewest of the runs) when the input had it, with an lr column: lr (the best lr, lowest mean
+    loss over seeds), lr_low, lr_high (the smallest and largest lr tried) and n_lrs, and each
+    delta_<variant> column the input had (see the module docstring)."""
 
     points: pd.DataFrame
     excluded: tuple[Excluded, ...]
@@ -136,6 +143,9 @@ def prepare_table(
     for column in ("lr", "steps", *COST_COLUMNS):
         if column in runs.columns:
             table[column] = pd.to_numeric(runs[column], errors="coerce").to_numpy()
+    for column in runs.columns:
+        if str(column).startswith(DELTA_PREFIX):
+            table[column] = _delta_column(runs, column)
     points = _aggregate(table, aggregate)
     return FitTable(
         points=points,
@@ -220,6 +230,22 @@ def _checked_column(runs: pd.DataFrame, column: str, quantity: str) -> np.ndarra
     return values
 
 
+def _delta_column(runs: pd.DataFrame, column: str) -> np.ndarray:
+    """A delta_<variant> column as floats: NaN (not measured), zero and negative values are data; text
+    and inf are InputError (no loss difference of two finite losses is infinite)."""
+    values = runs[column]
+    numeric = pd.to_numeric(values, errors="coerce")
+    bad = values[numeric.isna() & values.notna()]
+    if not bad.empty:
+        raise InputError(f"column '{cut(str(column))}' holds non-numeric values, e.g. {shown(bad.iloc[0])}")
+    numeric = numeric.to_numpy(dtype=float)
+    infinite = np.isinf(numeric)
+    if infinite.any():
+        raise InputError(f"column '{cut(str(column))}' has inf in {infinite.sum()} of {len(numeric)} rows"
+                         f"{_examples(runs, infinite)}; leave a variant that was not measured empty (NaN)")
+    return numeric
+
+
 def _examples(runs: pd.DataFrame, rows: np.ndarray, count: int = 3) -> str:
     """' (e.g. run a, b)' naming the first offending runs, when the table has run ids."""
     if "run_id" not in runs.columns:
@@ -249,8 +275,24 @@ def _aggregate(table: pd.DataFrame, aggregate: str) -> pd.DataFrame:
         points["lr"] = per_lr.loc[by_point["loss"].idxmin()].set_index(keys)["lr"]
         points["lr_low"], points["lr_high"] = by_point["lr"].min(), by_point["lr"].max()
         points["n_lrs"] = by_point["lr"].nunique()
+    deltas = _deltas(table, aggregate)
+    for column in deltas.columns:
+        points[column] = deltas[column]
     points = points.reset_index()
     return points.sort_values(["flops", "params"], kind="stable").reset_index(drop=True)
+
+
+def _deltas(table: pd.DataFrame, aggregate: str) -> pd.DataFrame:
+    """The delta_<variant> columns per (N, D), from the runs the point's loss comes from (see the
+    module docstring); means skip NaN."""
+    keys = ["params", "tokens"]
+    columns = [column for column in table.columns if str(column).startswith(DELTA_PREFIX)]
+    if aggregate == "min":
+        return table.loc[table.groupby(keys)["loss"].idxmin()].set_index(keys)[columns]
+    if aggregate == "min_of_means" and "lr" in table.columns:
+        per_lr = table.groupby(keys + ["lr"], dropna=False)[["loss", *columns]].mean().reset_index()  # over seeds
+        return per_lr.loc[per_lr.groupby(keys)["loss"].idxmin()].set_index(keys)[columns]
+    return table.groupby(keys)[columns].mean()
 
 
 def _lr_edge_warnings(points: pd.DataFrame) -> list[str]:

@@ -111,3 +111,87 @@ def test_an_epoch_sweep_records_the_code_length_and_keeps_random_run_ids(tmp_pat
     assert not random_ids & epoch_ids  # another order trains other runs
     random_again = {**tiny_config(email_glob)["data"], "order": "random"}
     assert {spec.run_id for spec in expand(parse_config(tiny_config(email_glob, data=random_again)))} == random_ids
+
+
+@pytest.fixture(scope="module")
+def epoch_store(tmp_path_factory, email_glob_module):
+    """A 2-size × 3-budget sweep in epoch order: enough points for sweep fit."""
+    from sweep.cli import app
+    import yaml
+
+    raw = tiny_config(email_glob_module, tokens=["8192", "16384", "32768"],
+                      data={**tiny_config("")["data"], "corpus": email_glob_module, "order": "epoch"})
+    root = tmp_path_factory.mktemp("epoch")
+    (root / "sweep.yaml").write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["run", str(root / "sweep.yaml"), "--store", str(root / "runs")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return root / "runs"
+
+
+def test_compressors_get_the_very_bytes_the_run_coded(epoch_store):
+    from sweep.coding import coded_bytes
+    from sweep.config import spec_from_dict
+
+    [run_dir] = [path for path in run_dirs(epoch_store / "tiny") if "D3.277e4" in path.name and "L2" in path.name]
+    spec = spec_from_dict(json.loads((run_dir / "spec.json").read_text()))
+    corpus = load_corpus(spec.data)
+    batches = [get_epoch_batch(corpus.train, step, spec.train.batch_tokens // spec.shape.seq_len, spec.shape.seq_len,
+                               spec.seed, torch.device("cpu"))[1] for step in range(spec.steps)]  # targets coded
+    assert coded_bytes(epoch_store, run_dir.name) == torch.cat(batches).reshape(-1).to(torch.uint8).numpy().tobytes()
+
+
+def test_sweep_fit_prints_the_compression_table_and_the_frontier(epoch_store, tmp_path):
+    from sweep.cli import app
+
+    out = tmp_path / "laws"
+    printed = CliRunner().invoke(app, ["fit", str(epoch_store), "--bootstrap", "0", "--out", str(out)],
+                                 catch_exceptions=False)
+    assert printed.exit_code == 0, printed.output
+    assert "gzip -9" in printed.output and "xz -9" in printed.output and "LM, prequential" in printed.output
+    assert "description length per D" in printed.output
+    assert (out / "description_length.png").stat().st_size > 10_000
+    as_json = CliRunner().invoke(app, ["fit", str(epoch_store), "--bootstrap", "0", "--json", "--model-bits", "8"],
+                                 catch_exceptions=False)
+    section = json.loads(as_json.output)["compression"]
+    assert section["bits_per_param"] == 8
+    frame = load_runs(epoch_store)
+    assert [row["tokens"] for row in section["frontier"]] == sorted(frame["tokens"].unique())
+    for row in section["frontier"]:  # the shortest two-part code at its D, model counted at 8 bits
+        at_d = frame[frame["tokens"] == row["tokens"]]
+        totals = at_d["tokens"] * at_d["loss"] / math.log(2) + 8 * at_d["params_total"]
+        assert row["total_bits"] == pytest.approx(totals.min())
+    [coded] = section["tables"]
+    lm = [r for r in coded["rows"] if r["code"].startswith("LM")][0]
+    assert lm["bpb"] == pytest.approx(frame["prequential_bpb"].min())
+
+
+def test_a_table_of_runs_gets_the_frontier_but_no_compressors(epoch_store, tmp_path):
+    from sweep.cli import app
+
+    table = tmp_path / "runs.csv"
+    load_runs(epoch_store).to_csv(table, index=False)
+    as_json = CliRunner().invoke(app, ["fit", str(table), "--bootstrap", "0", "--json"], catch_exceptions=False)
+    section = json.loads(as_json.output)["compression"]
+    assert "fit the run store" in section["tables"][0]["why"] and section["frontier"]
+
+
+def test_a_corpus_changed_since_the_runs_gets_no_compressor_table(tmp_path, write_config):
+    import shutil
+
+    from sweep.cli import app
+    from sweep.coding import coding_tables
+    from sweep.data import stdlib_root
+
+    text = tmp_path / "text"
+    shutil.copytree(stdlib_root() / "email", text)
+    raw = tiny_config(str(text / "**" / "*.py"), tokens=["8192"],
+                      data={**tiny_config("")["data"], "corpus": str(text / "**" / "*.py"), "order": "epoch"})
+    raw["model"]["sizes"] = raw["model"]["sizes"][:1]
+    store = tmp_path / "runs"
+    CliRunner().invoke(app, ["run", str(write_config(raw)), "--store", str(store)], catch_exceptions=False)
+    [before] = coding_tables(store, load_runs(store))
+    assert before.why is None and "gzip -9" in set(before.table["code"])
+    (text / "charset.py").write_text("changed")
+    [after] = coding_tables(store, load_runs(store))
+    assert after.table is None and "is no longer the text the run trained on" in after.why

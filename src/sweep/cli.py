@@ -507,13 +507,19 @@ def fit(
     min_steps: int = typer.Option(0, "--min-steps", min=0,
                                   help="Leave out runs with fewer optimizer steps (0 = keep all, and warn below "
                                        "sweep.design.MIN_STEPS)."),
+    model_bits: float = typer.Option(16.0, "--model-bits", min=0,
+                                     help="Runs in epoch order: the bits per parameter a model costs in the "
+                                          "two-part description length."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document to stdout instead of tables."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write laws.json and PNG plots into this directory."),
 ):
-    """Fit scaling laws to a run store or a table: 95% intervals, a rollout check, the best-extrapolating L(N, D)."""
+    """Fit scaling laws to a run store or a table: 95% intervals, a rollout check, the best-extrapolating L(N, D);
+    laws of post-training degradation where runs have compressed variants; for runs in epoch order, their code
+    length against gzip, xz and zstd and the N of the shortest description per D."""
+    from sweep.coding import compression_section, write_frontier_plot
     from sweep.laws import FLOPS_COLUMNS, fit_report, prepare_table, read_table, save_laws
     from sweep.limits import cut
-    from sweep.report import fit_tables
+    from sweep.report import compression_tables, fit_tables
     from sweep.store import load_runs
 
     if out is not None and out.exists() and not out.is_dir():
@@ -527,18 +533,24 @@ def fit(
                           min_steps=min_steps)
     report = fit_report(table, bootstrap=bootstrap, seed=seed, holdout=holdout, form=form.value, with_rollout=rollout)
     laws = report.to_json()
+    in_sweep = runs if sweep is None or "sweep" not in runs.columns else runs[runs["sweep"] == sweep]
+    compression = compression_section(source, in_sweep, model_bits)
+    if compression is not None:
+        laws["compression"] = compression
     written = []
     if out is not None:
         from sweep.laws.plots import write_plots
 
         out.mkdir(parents=True, exist_ok=True)
         written = [save_laws(report, out / "laws.json"), *write_plots(report, out)]
+        if compression is not None:
+            written.append(write_frontier_plot(in_sweep, out / "description_length.png", model_bits))
     if as_json:
         sys.stdout.write(json.dumps(laws, indent=2) + "\n")
         return
     for excluded in laws["excluded"]:
         console.print(f"left out: {excluded['run_id']}: {excluded['reason']}", highlight=False)
-    for table_ in fit_tables(laws, rollout_details=rollout):
+    for table_ in fit_tables(laws, rollout_details=rollout) + (compression_tables(compression) if compression else []):
         console.print(table_)
     for warning in laws["warnings"]:
         console.print(f"warning: {warning}", highlight=False)

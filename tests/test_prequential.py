@@ -193,5 +193,11 @@ def test_a_corpus_changed_since_the_runs_gets_no_compressor_table(tmp_path, writ
     [before] = coding_tables(store, load_runs(store))
     assert before.why is None and "gzip -9" in set(before.table["code"])
     (text / "charset.py").write_text("changed")
-    [after] = coding_tables(store, load_runs(store))
+    # the compressors' results, kept from the first fit, still describe the bytes the run coded
+    [cached] = coding_tables(store, load_runs(store))
+    assert cached.table.equals(before.table)
+    [cache_file] = (store / ".coding").iterdir()
+    cache_file.write_text("{damaged")  # a damaged cache is computed again, from the corpus, now changed
+    with pytest.warns(UserWarning):
+        [after] = coding_tables(store, load_runs(store))
     assert after.table is None and "is no longer the text the run trained on" in after.why

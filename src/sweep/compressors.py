@@ -5,7 +5,9 @@ a user would keep: `gzip -9` (gzip header and CRC-32 trailer), `xz -9` (.xz stre
 check), `zstd -19` (zstd frame with its checksum). The header costs a few dozen bytes, which is
 nothing on a corpus but lifts incompressible input slightly above 8 bits per byte. gzip and xz come
 with the standard library; zstd comes from the `zstandard` package if it is importable, otherwise
-from a `zstd` executable on PATH, and is reported as "not installed" when there is neither.
+from a `zstd` executable on PATH, and is reported as "not installed" when there is neither. Its name
+carries the library's version: level 19 of libzstd 1.5.7 (zstandard 0.25) wrote 26% fewer bytes than
+the zstd 1.5.4 executable on the same 117 kB of digits, so the figure is the version's, not zstd's.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import lzma
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -64,9 +67,18 @@ def find_zstd(
         executable = which("zstd")
         if executable is None:
             return Compressor(ZSTD, None, NOT_INSTALLED)
-        return Compressor(ZSTD, lambda data: _zstd_executable(executable, data))
+        version = _executable_version(executable)
+        return Compressor(f"{ZSTD} ({version})", lambda data: _zstd_executable(executable, data))
     # The CLI writes a 4-byte checksum by default; the package does only when asked.
-    return Compressor(ZSTD, zstandard.ZstdCompressor(level=19, write_checksum=True).compress)
+    version = ".".join(map(str, getattr(zstandard, "ZSTD_VERSION", ()))) or "unknown version"
+    return Compressor(f"{ZSTD} (libzstd {version})", zstandard.ZstdCompressor(level=19, write_checksum=True).compress)
+
+
+def _executable_version(executable: str) -> str:
+    """'zstd v1.5.4', from the banner `zstd --version` prints."""
+    banner = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"v\d+\.\d+\.\d+", banner)
+    return f"zstd {found[0]}" if found else "zstd, unknown version"
 
 
 def _zstd_executable(executable: str, data: bytes) -> bytes:

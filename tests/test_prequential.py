@@ -201,3 +201,16 @@ def test_a_corpus_changed_since_the_runs_gets_no_compressor_table(tmp_path, writ
     with pytest.warns(UserWarning):
         [after] = coding_tables(store, load_runs(store))
     assert after.table is None and "is no longer the text the run trained on" in after.why
+
+
+def test_a_sweep_of_other_tokens_beside_an_epoch_sweep_is_left_out_of_the_frontier(epoch_store, tmp_path):
+    import pandas as pd
+
+    from sweep.coding import compression_section
+
+    byte_runs = load_runs(epoch_store)
+    bpe_runs = byte_runs.assign(sweep="bpe", bpb=byte_runs["loss"] / 4, prequential_bpb=None, order="random")
+    both = pd.concat([byte_runs, bpe_runs], ignore_index=True)
+    section = compression_section(tmp_path / "runs.csv", both)  # before: InputError, "need byte tokens"
+    assert len(section["frontier"]) == byte_runs["tokens"].nunique()
+    assert sum(row["n_runs"] for row in section["codes"]) == len(byte_runs)

@@ -101,14 +101,13 @@ def compression_section(source: str | Path, runs: pd.DataFrame, bits_per_param: 
     """`sweep fit`'s compression section as JSON, or None when no run has a prequential code length.
     `runs`: the store's (or a table's) runs, already narrowed to one sweep where asked; the coding
     tables need the store (the runs' corpora), a table gets the description lengths alone."""
-    done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
-    if "prequential_bpb" not in done.columns or not done["prequential_bpb"].notna().any():
+    measured = _coded_sweeps(runs)
+    if measured.empty:
         return None
     if Path(source).is_dir():
-        tables = [_table_json(table) for table in coding_tables(source, done)]
+        tables = [_table_json(table) for table in coding_tables(source, measured)]
     else:
         tables = [{"why": "compressors need the runs' corpora: fit the run store, not a table"}]
-    measured = done[done["loss"].notna()]
     return {
         "bits_per_param": bits_per_param,
         "tables": tables,
@@ -118,8 +117,19 @@ def compression_section(source: str | Path, runs: pd.DataFrame, bits_per_param: 
 
 
 def write_frontier_plot(runs: pd.DataFrame, path: Path, bits_per_param: float = BF16_BITS) -> Path:
+    return plot_frontier(_coded_sweeps(runs), path, bits_per_param)
+
+
+def _coded_sweeps(runs: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs with a loss of the sweeps where some run has a prequential bpb (byte tokens,
+    epoch order): other sweeps (a BPE one, say) have no bits per byte to add a model's size to."""
     done = runs[runs["status"] == "done"] if "status" in runs.columns else runs
-    return plot_frontier(done[done["loss"].notna()], path, bits_per_param)
+    done = done[done["loss"].notna()]
+    if "prequential_bpb" not in done.columns or not done["prequential_bpb"].notna().any():
+        return done.iloc[:0]
+    if "sweep" not in done.columns:  # a table of one sweep
+        return done
+    return done[done["sweep"].isin(done.loc[done["prequential_bpb"].notna(), "sweep"].unique())]
 
 
 def _table_json(table: CodingTable) -> dict:

@@ -70,7 +70,7 @@ class DataConfig:
     malformed: str = field(default="error", metadata=_choices(*MALFORMED))  # .jsonl lines: 'skip' counts and leaves them out
     # How training windows are drawn (`data.get_batch`): 'random' starts, which overlap and repeat, or
     # 'epoch': the non-overlapping windows in a seeded shuffle, each read once per epoch, which is
-    # what a prequential code length needs (`train.Prequential`).
+    # what a prequential code length needs (`train.prequential_reason`).
     order: str = field(default="random", metadata=_choices(*ORDERS))
 
 
@@ -233,9 +233,9 @@ class RunSpec:
     def identity(self) -> dict:
         """The fields that decide the result. Thread count, checkpoint interval, compiling, micro-batching,
         training across processes and device change rounding, not what is trained, trackers only
-        watch it, and `eval` measures copies of the final weights, so running the same config again elsewhere skips what is done. The schedule's fields
-        enter only for wsd, so cosine
-        runs keep the ids they had before schedules existed."""
+        watch it, and `eval` measures copies of the final weights, so running the same config again
+        elsewhere skips what is done. The schedule's fields enter only for wsd, so cosine runs keep the
+        ids they had before schedules existed."""
         identity = self.to_dict()
         identity.pop("eval")
         for how_not_what in ("threads", "checkpoint_every", "compile", "micro_batch_tokens", "ddp", "log"):

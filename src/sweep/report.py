@@ -7,6 +7,8 @@ import math
 import pandas as pd
 from rich.table import Table
 
+from sweep.variants import DELTA_PREFIX
+
 
 def human(value: float, digits: int = 3) -> str:
     """1234567 -> '1.23M'; NaN -> '-'."""
@@ -31,7 +33,7 @@ STATUS_STYLE = {"done": "green", "failed": "red", "diverged": "red", "running": 
 def _variants(runs: pd.DataFrame) -> list[str]:
     """The compression variants the frame has delta_<variant> columns for, in `variants_in` order.
     Importing sweep.laws loads scipy (about a second), so a frame without such columns does not."""
-    if not any(str(column).startswith("delta_") for column in runs.columns):
+    if not any(str(column).startswith(DELTA_PREFIX) for column in runs.columns):
         return []
     from sweep.laws.degradation import variants_in
 
@@ -45,7 +47,7 @@ def runs_table(runs: pd.DataFrame) -> Table:
     for name in ("run_id", "sweep", "status", "n_layers", "d_model", "params", "params_total", "tokens",
                  "flops", "loss", "bpb", "wall_s", "tok/s", "attempts", *(f"δ {variant}" for variant in variants)):
         table.add_column(name, justify="left" if name in ("run_id", "sweep", "status") else "right")
-    deltas = [runs[f"delta_{variant}"].to_numpy() for variant in variants]  # each (runs,)
+    deltas = [runs[DELTA_PREFIX + variant].to_numpy() for variant in variants]  # each (runs,)
     for run, *delta in zip(runs.itertuples(), *deltas):
         style = STATUS_STYLE.get(run.status, "")
         table.add_row(

@@ -325,13 +325,13 @@ def load_runs(path: str | Path, sweep: str | None = None) -> "pd.DataFrame":
     return frame
 
 
-VARIANT_PREFIXES = ("loss_", "delta_")
+VARIANT_PREFIXES = (variants.LOSS_PREFIX, variants.DELTA_PREFIX)
 
 
 def _variant_order(column: str) -> tuple:
     """loss_q8, delta_q8, loss_q4, …, then pruning by share (`variants.order`)."""
-    measure, name = column.split("_", 1)
-    return variants.order(name), measure != "loss"
+    name = column.split("_", 1)[1]
+    return variants.order(name), not column.startswith(variants.LOSS_PREFIX)
 
 
 def _variant_columns(compression, run_dir: Path) -> dict:
@@ -346,7 +346,7 @@ def _variant_columns(compression, run_dir: Path) -> dict:
     for name, measured in compression.items():
         if (variants.parse(name) and isinstance(measured, dict)
                 and all(_number(measured.get(key)) for key in ("loss", "delta"))):
-            columns[f"loss_{name}"], columns[f"delta_{name}"] = measured["loss"], measured["delta"]
+            columns[variants.LOSS_PREFIX + name], columns[variants.DELTA_PREFIX + name] = measured["loss"], measured["delta"]
         else:
             warnings.warn(f"{run_dir / 'result.json'}: compression entry {shown(name)} is not "
                           "a variant with a number for 'loss' and 'delta'; skipped")

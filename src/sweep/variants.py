@@ -10,6 +10,8 @@ from sweep.errors import InputError
 
 VARIANT = re.compile(r"q(?P<bits>[1-9]\d*)|p(?P<percent>\d+(?:\.\d+)?)")
 KINDS = ("quantisation", "pruning")  # the order variants are listed in
+# A run table's columns per variant v: the compressed copy's validation loss, and δ = that − the run's loss.
+LOSS_PREFIX, DELTA_PREFIX = "loss_", "delta_"
 
 
 def variant_name(*, bits: int | None = None, prune: float | None = None) -> str:

@@ -54,8 +54,7 @@ from sweep.errors import InputError
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.bootstrap import interval, why_no_interval
 from sweep.laws.predict import LossEstimate
-from sweep.laws.table import DELTA_PREFIX
-from sweep.variants import describe, order, parse
+from sweep.variants import DELTA_PREFIX, describe, order, parse
 
 FORMULA = "δ = C·D^γ_D/N^γ_N"
 N_PARAMETERS = 3  # C, γ_D, γ_N

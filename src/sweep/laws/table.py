@@ -29,12 +29,12 @@ import pandas as pd
 from sweep.design import MIN_STEPS
 from sweep.errors import InputError
 from sweep.limits import cut, shown
+from sweep.variants import DELTA_PREFIX  # delta_q4, delta_p50: δ per compression variant (`degradation.py`)
 from sweep.flops import FLOPS_COLUMNS  # noqa: F401  (re-exported: the run store's FLOPs columns by convention)
 
 PARAMS_COLUMNS = {"non_embedding": "params", "total": "params_total"}
 AGGREGATES = ("min_of_means", "mean", "min")
 COST_COLUMNS = ("wall_s", "peak_mem_bytes")
-DELTA_PREFIX = "delta_"  # delta_q4, delta_p50: δ per compression variant (`degradation.py`)
 # What a training run can have, loss in nats per token (at initialisation ln V, under 17 for any
 # vocabulary). Beyond these a table holds no runs (a unit mix-up, a corrupt export), and the fits'
 # powers and the plots' axes run out of float range: a loss of 1e270 crashed the plots.

@@ -63,7 +63,7 @@ def _compressed(source: Path, run_id: str) -> dict[str, float | None]:
     cached = read_json(cache) if cache.is_file() else None
     if cached is not None and isinstance(cached.get("bpb"), dict):
         return cached["bpb"]
-    bpb = {result.name: result.bpb for result in compressed_bits(coded_bytes(source, run_id))}
+    bpb = {result.name: result.bpb for result in compressed_bits(_coded_bytes(directory))}
     try:
         cache.parent.mkdir(exist_ok=True)
         write_json(cache, {"run_id": run_id, "bpb": bpb})
@@ -82,7 +82,11 @@ def _run_directory(source: Path, run_id: str) -> Path:
 def coded_bytes(source: Path, run_id: str) -> bytes:
     """The bytes run `run_id` of the store at `source` coded, read back from its corpus. SweepError if
     its directory or corpus is gone or the corpus is no longer the text it trained on."""
-    directory = _run_directory(source, run_id)
+    return _coded_bytes(_run_directory(source, run_id))
+
+
+def _coded_bytes(directory: Path) -> bytes:
+    run_id = directory.name
     record, result = read_json(directory / "spec.json"), read_json(directory / "result.json")
     if record is None or result is None:
         raise SweepError(f"{run_id}: its spec.json or result.json is not readable")

@@ -9,7 +9,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from sweep import ops
+from sweep.model import ops
 
 
 def median_ms(step, repeats: int = 5) -> float:

@@ -60,9 +60,9 @@ def child(path: str, spawned: float, vocab_size: int) -> None:
 
     from sweep.config import DataConfig
     from sweep.data import get_batch, load_corpus, validation_set
-    from sweep.model import GPT
-    from sweep.shape import ModelShape
-    from sweep.train import forward_backward
+    from sweep.model.gpt import GPT
+    from sweep.model.shape import ModelShape
+    from sweep.engine import forward_backward
 
     imported, imported_memory = time.time(), memory_mb()
     corpus = load_corpus(DataConfig(corpus=path, bin_dtype="uint16", seq_len=256, vocab_size=vocab_size))

@@ -21,8 +21,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, shape_for_params
 from sweep.data import load_corpus, get_batch
-from sweep.model import GPT
-from sweep.train import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype
+from sweep.model.gpt import GPT
+from sweep.engine import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype
 
 MATMUL_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::matmul", "aten::linear", "mkldnn", "onednn")
 

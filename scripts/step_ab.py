@@ -22,9 +22,9 @@ import torch
 
 from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, _shape, shape_for_params
 from sweep.data import get_batch, load_corpus
-from sweep.model import GPT
-from sweep.shape import ModelShape
-from sweep.train import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype, step_module
+from sweep.model.gpt import GPT
+from sweep.model.shape import ModelShape
+from sweep.engine import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype, step_module
 
 CPU = torch.device("cpu")
 

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from sweep.bench import bench_shape, fastest, matmul_peak, pool_rows
+from sweep.runner.bench import bench_shape, fastest, matmul_peak, pool_rows
 from sweep.config import DataConfig
 from sweep.data import load_corpus
-from sweep.flops import flops_per_token
-from sweep.shape import ModelShape
+from sweep.model.flops import flops_per_token
+from sweep.model.shape import ModelShape
 
 
 def test_bench_shape_reports_rates_consistent_with_its_step_split(email_glob):
@@ -58,7 +58,7 @@ def test_pool_rows_sum_the_workers_that_trained_at_once(email_glob):
 
 def test_references_come_from_the_package_in_fp32_and_bf16(email_glob, tmp_path, monkeypatch):
     """--reference must work from an installed wheel: nothing is loaded from the source tree's scripts/."""
-    from sweep.bench import reference_tokens_per_s
+    from sweep.runner.bench import reference_tokens_per_s
 
     monkeypatch.chdir(tmp_path)
     corpus = load_corpus(DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2))
@@ -68,7 +68,7 @@ def test_references_come_from_the_package_in_fp32_and_bf16(email_glob, tmp_path,
 
 
 def test_bench_names_the_cpu_and_every_choice_it_takes():
-    from sweep.bench import ISA_FLAGS, choices, cpu_description
+    from sweep.runner.bench import ISA_FLAGS, choices, cpu_description
 
     cpu = cpu_description()
     assert cpu["model"] and set(cpu["isa"]) <= set(ISA_FLAGS) and cpu["cores"] >= 1
@@ -79,7 +79,7 @@ def test_bench_names_the_cpu_and_every_choice_it_takes():
 
 
 def test_the_in_worker_overhead_is_measured_on_real_runs(email_glob):
-    from sweep.bench import worker_overhead
+    from sweep.runner.bench import worker_overhead
 
     corpus = load_corpus(DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2))
     overhead = worker_overhead(ModelShape(1, 32, 2, 128, 256, 32), corpus, runs=2)

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sweep import load_runs
-from sweep.claims import CLAIM, holder, machine, try_claim
+from sweep.store.claims import CLAIM, holder, machine, try_claim
 from sweep.cli import app
 from sweep.store import read_metrics
 

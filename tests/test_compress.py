@@ -1,4 +1,4 @@
-"""Post-training compression (`sweep.compress`) and what a sweep records of it: a copy of the final
+"""Post-training compression (`sweep.engine.compress`) and what a sweep records of it: a copy of the final
 weights quantised or pruned, its validation loss and δ in result.json and the store's table."""
 
 import json
@@ -6,12 +6,12 @@ import json
 import pytest
 import torch
 
-from sweep.compress import compressed_weights, compression_losses, prune_smallest, quantize_rows
+from sweep.engine.compress import compressed_weights, compression_losses, prune_smallest, quantize_rows
 from sweep.config import EvalConfig, expand, parse_config
 from sweep.data import load_corpus, stdlib_root, validation_set
-from sweep.model import GPT
+from sweep.model.gpt import GPT
 from sweep.store import load_runs
-from sweep.train import evaluate, train
+from sweep.engine import evaluate, train
 from typer.testing import CliRunner
 
 from conftest import run_dirs, tiny_config

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep.compressors import NOT_INSTALLED, compressed_bits, default_compressors, find_zstd
+from sweep.codelength.compressors import NOT_INSTALLED, compressed_bits, default_compressors, find_zstd
 from sweep.errors import InputError
-from sweep.laws.description_length import (
+from sweep.codelength.frontier import (
     best_codes,
     compression_table,
     description_lengths,

@@ -5,7 +5,7 @@ import pytest
 from sweep.config import (ModelConfig, expand, kaplan_lr, load_config, lr_for_params, parse_config,
                           shape_for_params, tokens_for_ratio)
 from sweep.errors import ConfigError, SweepError
-from sweep.flops import param_counts
+from sweep.model.flops import param_counts
 
 from conftest import REPO, tiny_config
 

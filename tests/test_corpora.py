@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from sweep.cli import app
 from sweep.config import DataConfig
 from sweep.data import bits_per_byte, is_validation, load_corpus, stdlib_root, validation_set
-from sweep.tokenizer import CACHE_DIR
+from sweep.data.tokenizer import CACHE_DIR
 
 from conftest import run_dirs, tiny_config
 

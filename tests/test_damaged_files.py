@@ -15,15 +15,16 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from sweep import checkpoint, load_runs
+from sweep import load_runs
+from sweep.engine import checkpoint
 from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus, stdlib_root
-from sweep.executors import Task, _resume_state, run_local
+from sweep.runner import Task, _resume_state, run_local
 from sweep.laws import prepare_table
 from sweep.store import Store, metrics_through, read_metrics
-from sweep.train import train
-from sweep.wsd import trunks
+from sweep.engine import train
+from sweep.config.trunks import trunks
 
 from conftest import tiny_config
 

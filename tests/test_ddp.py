@@ -11,12 +11,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from sweep import distributed
+from sweep.engine import distributed
 from sweep.config import expand, parse_config
 from sweep.data import get_batch, load_corpus, stdlib_root
 from sweep.errors import ConfigError, SweepError
-from sweep.model import GPT
-from sweep.train import accumulate_gradients, micro_batch_rows, train
+from sweep.model.gpt import GPT
+from sweep.engine import accumulate_gradients, micro_batch_rows, train
 
 from conftest import tiny_config
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from sweep import load_runs
 from sweep.cli import app
 from sweep.config import expand, parse_config
-from sweep.executors import packing
+from sweep.runner import packing
 
 from conftest import run_dirs, tiny_config
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sweep.flops import flops_per_token, matmul_flops_per_token, param_counts, training_flops
-from sweep.model import GPT
-from sweep.shape import ModelShape, default_d_ff
+from sweep.model.flops import flops_per_token, matmul_flops_per_token, param_counts, training_flops
+from sweep.model.gpt import GPT
+from sweep.model.shape import ModelShape, default_d_ff
 
 VARIANTS = list(itertools.product(["layernorm", "rmsnorm"], ["gelu", "swiglu"], ["learned", "rotary"], [True, False]))
 

@@ -19,8 +19,8 @@ from sweep.laws.degradation import (
     predict_degradation,
     variants_in,
 )
-from sweep.report import runs_table
-from sweep.variants import variant_name
+from sweep.cli.tables import runs_table
+from sweep.columns import variant_name
 
 runner = CliRunner()
 TRUTH = DegradationLaw(C=1e-3, gamma_D=0.5, gamma_N=0.45)

@@ -181,7 +181,7 @@ def test_short_runs_are_named_and_left_out_with_min_steps():
     runs.loc[runs.status != "done", "steps"] = np.nan
     table = prepare_table(runs.assign(lr=1e-3))  # one lr: no lr warning
     assert table.warnings == (
-        "2 of 4 points trained fewer than 1000 optimizer steps (sweep.design.MIN_STEPS), so their loss may still be "
+        "2 of 4 points trained fewer than 1000 optimizer steps (sweep.laws.table.MIN_STEPS), so their loss may still be "
         "limited by optimisation and sit above the law: D = 1e+08 (500 steps) at N = 1e+06, 1e+07; give them more "
         "steps (smaller batches or more tokens), or leave them out with --min-steps 1000",
     )

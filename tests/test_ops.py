@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sweep.model import RMSNorm, norm_then_linear
-from sweep.ops import apply_rotary, causal_attention, rms_normalize, rotary_tables
+from sweep.model.gpt import RMSNorm, norm_then_linear
+from sweep.model.ops import apply_rotary, causal_attention, rms_normalize, rotary_tables
 
 
 def _grads(fn, *inputs, grad_out):

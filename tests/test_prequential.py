@@ -12,7 +12,7 @@ import torch
 from sweep.config import expand, parse_config
 from sweep.data import epoch_starts, epoch_targets, epoch_windows, get_epoch_batch, load_corpus
 from sweep.store import load_runs
-from sweep.train import prequential_reason, train
+from sweep.engine import prequential_reason, train
 from typer.testing import CliRunner
 
 from conftest import run_dirs, tiny_config
@@ -130,7 +130,7 @@ def epoch_store(tmp_path_factory, email_glob_module):
 
 
 def test_compressors_get_the_very_bytes_the_run_coded(epoch_store):
-    from sweep.coding import coded_bytes
+    from sweep.codelength.section import coded_bytes
     from sweep.config import spec_from_dict
 
     [run_dir] = [path for path in run_dirs(epoch_store / "tiny") if "D3.277e4" in path.name and "L2" in path.name]
@@ -180,7 +180,7 @@ def test_a_corpus_changed_since_the_runs_gets_no_compressor_table(tmp_path, writ
     import shutil
 
     from sweep.cli import app
-    from sweep.coding import coding_tables
+    from sweep.codelength.section import coding_tables
     from sweep.data import stdlib_root
 
     text = tmp_path / "text"
@@ -206,7 +206,7 @@ def test_a_corpus_changed_since_the_runs_gets_no_compressor_table(tmp_path, writ
 def test_a_sweep_of_other_tokens_beside_an_epoch_sweep_is_left_out_of_the_frontier(epoch_store, tmp_path):
     import pandas as pd
 
-    from sweep.coding import compression_section
+    from sweep.codelength.section import compression_section
 
     byte_runs = load_runs(epoch_store)
     bpe_runs = byte_runs.assign(sweep="bpe", bpb=byte_runs["loss"] / 4, prequential_bpb=None, order="random")

@@ -1,4 +1,4 @@
-from sweep.report import human
+from sweep.cli.tables import human
 
 
 def test_human_numbers_round_before_choosing_the_unit():

@@ -21,7 +21,7 @@ from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
 from sweep.store import read_metrics
-from sweep.train import train
+from sweep.engine import train
 
 from conftest import run_dirs, tiny_config
 

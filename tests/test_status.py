@@ -18,7 +18,7 @@ from sweep import load_runs
 from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.store import Store
-from sweep.wsd import spent_flops
+from sweep.config.trunks import spent_flops
 
 from conftest import run_dirs, tiny_config
 

@@ -22,10 +22,10 @@ from sweep.cli import app
 from sweep.config import expand, parse_config, spec_from_dict
 from sweep.data import load_corpus, stdlib_root
 from sweep.errors import ConfigError
-from sweep.executors import run_local
-from sweep.progress import PlainReporter
+from sweep.runner import run_local
+from sweep.cli.progress import PlainReporter
 from sweep.store import Store, read_metrics
-from sweep.tracking import TrackedRun, Trackers
+from sweep.runner.trackers import TrackedRun, Trackers
 
 from conftest import run_dirs, tiny_config
 

@@ -8,7 +8,7 @@ import torch
 
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
-from sweep.train import PeakMemory, configure_device, eval_steps, lr_at, train
+from sweep.engine import PeakMemory, configure_device, eval_steps, lr_at, train
 
 from conftest import tiny_config
 
@@ -64,7 +64,7 @@ def test_absurd_learning_rate_is_reported_as_diverged(tiny):
 
 _FAULTS_PER_ROUND = """
 import ctypes, resource, sys, torch
-from sweep.train import configure_device
+from sweep.engine import configure_device
 if sys.argv[1] == "configured":
     configure_device(torch.device("cpu"))
 libc = ctypes.CDLL(None)

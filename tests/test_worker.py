@@ -18,8 +18,8 @@ from sweep import load_runs
 from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
-from sweep.executors import plan_workers, run_pool
-from sweep.progress import PlainReporter
+from sweep.runner import plan_workers, run_pool
+from sweep.cli.progress import PlainReporter
 from sweep.store import Store, read_metrics
 
 from conftest import run_dirs, tiny_config

@@ -14,8 +14,8 @@ from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
 from sweep.store import read_metrics
-from sweep.train import schedule_lr, train, wsd_lr_at
-from sweep.wsd import spent_flops, trunks
+from sweep.engine import schedule_lr, train, wsd_lr_at
+from sweep.config.trunks import spent_flops, trunks
 
 from conftest import tiny_config
 

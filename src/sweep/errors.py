@@ -1,6 +1,8 @@
-"""Errors a user can fix. The CLI prints their message and exits with code 2, without a traceback."""
+"""Errors a user can fix, and how much of a value their messages echo. The CLI prints their message and
+exits with code 2, without a traceback."""
 
 import importlib
+import reprlib
 
 
 class SweepError(Exception):
@@ -31,3 +33,20 @@ def require_package(module: str, extra: str, what: str):
         return importlib.import_module(module)
     except ImportError:
         raise SweepError(f"{what} needs the {module} package: pip install 'sweep[{extra}]'") from None
+
+
+# What a message echoes of a value: a config can hold a megabyte string or a list of millions.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+def shown(value: object) -> str:
+    """repr(value), cut to about 60 characters and 6 items a level."""
+    return _SHORT.repr(value)
+
+
+def cut(text: str, limit: int = 60) -> str:
+    """`text` itself when short, else its first `limit` characters and '...'."""
+    return text if len(text) <= limit else f"{text[:limit]}..."

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 
 from sweep.config import ExecutorConfig
 from sweep.errors import StoreWriteError, SweepError
-from sweep.launch.worker import store_specs
+from sweep.store import store_specs
 
 if TYPE_CHECKING:
     import submitit
 
-    from sweep.executors import SweepOutcome
+    from sweep.runner import SweepOutcome
 
 INTERRUPTED = 130  # what `sweep worker` exits with when it was stopped
 
@@ -59,10 +59,10 @@ def run_worker(store_root: Path, sweep: str, config: ExecutorConfig) -> SweepOut
     `cpus_per_task`) threads; with GPUs, one run per GPU it sees."""
     from rich.console import Console
 
-    from sweep.executors import Options
+    from sweep.runner import Options
     from sweep.launch.worker import work
-    from sweep.progress import PlainReporter
-    from sweep.train import resolve_device
+    from sweep.cli.progress import PlainReporter
+    from sweep.engine import resolve_device
 
     # A worker that was given no GPU trains on CPU, even where it could see the machine's GPUs.
     device = config.device if config.gpus_per_node or config.device != "auto" else "cpu"

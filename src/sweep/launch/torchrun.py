@@ -1,5 +1,5 @@
 """`torchrun --nproc_per_node G -m sweep run CONFIG`: each run of the sweep trained across all G
-processes with DDP (`sweep.distributed`), one run after another. Rank 0 is the runner: it claims,
+processes with DDP (`sweep.engine.distributed`), one run after another. Rank 0 is the runner: it claims,
 resumes, records, and before each training announces to the other ranks what to train and from
 which state; they train it with it (their callbacks are no-ops: `train` decides) and wait for the
 next. Rank 0 announces None when the sweep is over.
@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from sweep.config import RunSpec, spec_from_dict
 from sweep.data import Corpus
-from sweep.train import train
+from sweep.engine import train
 
 
 def launched() -> bool:

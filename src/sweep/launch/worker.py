@@ -5,34 +5,12 @@ one that is killed leaves its run to the next worker that finds the claim stale.
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from pathlib import Path
 
-from sweep.config import DataConfig, RunSpec, spec_from_dict
+from sweep.config import DataConfig, RunSpec
 from sweep.errors import SweepError
-from sweep.store import read_json
-
-
-def store_specs(root: Path, sweep: str | None = None) -> list[RunSpec]:
-    """Every run spec registered under `root` (one sweep if `sweep` names it). A spec.json that is not
-    a spec is skipped with a warning, as `sweep ls` does."""
-    if not root.is_dir():
-        raise SweepError(f"store: {root} is not a directory")
-    found = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
-    sweeps = [root / sweep] if sweep else found  # .submitit and other dot-directories hold no runs
-    if sweep and not sweeps[0].is_dir():
-        known = ", ".join(path.name for path in found) or "none"
-        raise SweepError(f"--sweep: no sweep {sweep!r} in {root}; sweeps there: {known}")
-    specs = []
-    for sweep_dir in sweeps:
-        for spec_path in sorted(sweep_dir.glob("*/spec.json")):
-            raw = read_json(spec_path)
-            try:
-                specs.append(spec_from_dict(raw))
-            except (KeyError, TypeError, ValueError) as err:
-                warnings.warn(f"{spec_path}: not a run spec ({err}); skipped", stacklevel=2)
-    return specs
+from sweep.store import store_specs
 
 
 def by_corpus(specs: list[RunSpec]) -> dict[DataConfig, list[RunSpec]]:
@@ -58,9 +36,9 @@ def work(store_root: Path, sweep: str | None, device_name: str, reporter, option
     import torch
 
     from sweep.data import load_corpus
-    from sweep.executors import Options, SweepOutcome, execute, pending, plan_workers
+    from sweep.runner import Options, SweepOutcome, execute, pending, plan_workers
     from sweep.store import Store
-    from sweep.train import resolve_device
+    from sweep.engine import resolve_device
 
     options = options or Options()
     if device_name == "cuda" and not torch.cuda.is_available():

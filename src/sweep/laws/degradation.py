@@ -4,7 +4,7 @@ after training, with no retraining, as a function of N and D.
 A compression variant is named `q<bits>` (round-to-nearest weight quantisation to that many bits) or
 `p<percent>` (unstructured magnitude pruning of that share of the matmul weights, `p87.5` for 0.875).
 Its degradation δ = the variant's validation loss − the run's own (nats/token) sits in the column
-`delta_<variant>` of a run table (names: `sweep.variants`).
+`delta_<variant>` of a run table (names: `sweep.columns`).
 
 **The form.** Kumar et al. 2024, "Scaling Laws for Precision" (arXiv 2411.04330), §3.1, eq. 2, fit
 post-train quantisation's degradation as
@@ -54,7 +54,7 @@ from sweep.errors import InputError
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.bootstrap import interval, why_no_interval
 from sweep.laws.predict import LossEstimate
-from sweep.variants import DELTA_PREFIX, describe, order, parse
+from sweep.columns import DELTA_PREFIX, describe, order, parse
 
 FORMULA = "δ = C·D^γ_D/N^γ_N"
 N_PARAMETERS = 3  # C, γ_D, γ_N

@@ -31,7 +31,7 @@ from sweep.laws.forms import ChinchillaParams
 from sweep.laws.joint import FORMS
 from sweep.laws.predict import Laws
 from sweep.laws.report import FitReport
-from sweep.limits import shown
+from sweep.errors import shown
 
 FORMAT = "sweep-laws/2"
 FORMAT_1 = "sweep-laws/1"

@@ -21,8 +21,8 @@ from sweep.laws.forms import allocate, allocation_of, power_law, predict_loss, q
 from sweep.laws.powerlaw import points_for
 from sweep.laws.predict import form_of
 from sweep.laws.report import FitReport
-from sweep.limits import cut
-from sweep.variants import DELTA_PREFIX, describe
+from sweep.errors import cut
+from sweep.columns import DELTA_PREFIX, describe
 
 MAX_CURVES = 6  # fitted curves per figure; more distinct D (or N) values are thinned to this many
 LABELS = {"params": "parameters N", "tokens": "tokens D", "flops": "compute C (FLOPs)"}

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from sweep.errors import InputError
-from sweep.limits import shown
+from sweep.errors import shown
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.allocation import DEFAULT_COMPUTE_TOLERANCE, EmpiricalAllocation, fit_approach1, fit_isoflop
 from sweep.laws.bootstrap import LawSamples, parametric_bootstrap, why_no_interval
@@ -32,7 +32,7 @@ from sweep.laws.chinchilla import N_PARAMETERS as CHINCHILLA_PARAMETERS
 from sweep.laws.chinchilla import ChinchillaFit
 from sweep.laws.cost import RESOURCES, SCALES, CostFit, fit_cost
 from sweep.laws.degradation import DegradationLaws, fit_all
-from sweep.variants import describe
+from sweep.columns import describe
 from sweep.laws.forms import ChinchillaParams, power_law, quiet_floats
 from sweep.laws.huber import MAX_EXPONENT
 from sweep.laws.joint import FORMS, JointFit, JointForm, LawParams

@@ -24,8 +24,8 @@ from typing import Callable
 import torch
 
 from sweep.config import EvalConfig
-from sweep.model import GPT
-from sweep.variants import variant_name
+from sweep.model.gpt import GPT
+from sweep.columns import variant_name
 
 EMBEDDING_NAMES = ("token_embedding.weight", "position_embedding.weight", "head.weight")
 

@@ -9,7 +9,7 @@
 3. On a CPU with several cores, the same shapes trained the way `sweep run` trains a sweep: one
    single-thread worker process per core, all stepping at once (`executors.packing`). Their summed
    tokens/s is what the machine delivers during a sweep; MFU is that over the whole device's peak.
-4. Optionally the same shapes through the classic eager loop of `sweep.reference`, in fp32 and with
+4. Optionally the same shapes through the classic eager loop of `sweep.model.reference`, in fp32 and with
    bf16 autocast.
 5. The fixed costs of a run: a fresh interpreter importing the training code, loading the corpus,
    building a model and its optimizer.
@@ -32,12 +32,12 @@ import torch
 
 from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, shape_for_params
 from sweep.data import Corpus, get_batch, load_corpus
-from sweep.executors import packing
-from sweep.flops import flops_per_token, param_counts
-from sweep.model import GPT
-from sweep.shape import ModelShape
-from sweep.ops import MATMUL_ATTENTION_MAX_SEQ
-from sweep.train import (compiles, configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype,
+from sweep.runner import packing
+from sweep.model.flops import flops_per_token, param_counts
+from sweep.model.gpt import GPT
+from sweep.model.shape import ModelShape
+from sweep.model.ops import MATMUL_ATTENTION_MAX_SEQ
+from sweep.engine import (compiles, configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype,
                          step_module)
 
 CPU_LADDER = (1e5, 3e5, 1e6, 3e6, 1e7)
@@ -230,8 +230,8 @@ def pool_rows(shapes: list[ModelShape], data: DataConfig, workers: int, batch_to
 
 
 def reference_tokens_per_s(shape: ModelShape, corpus: Corpus, batch_tokens: int, bf16: bool) -> float:
-    """tokens/s of the classic loop (`sweep.reference`) on the same shape, CPU only."""
-    from sweep import reference
+    """tokens/s of the classic loop (`sweep.model.reference`) on the same shape, CPU only."""
+    from sweep.model import reference
 
     seconds = reference.step_seconds(shape.n_layers, shape.d_model, shape.n_heads, corpus.train,
                                      batch_tokens=batch_tokens, seq_len=shape.seq_len, steps=5, bf16=bf16)
@@ -245,7 +245,7 @@ def overheads(shape: ModelShape, corpus: Corpus, runs: int = 6) -> dict:
     starts = []
     for _ in range(3):
         begin = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import sweep.executors"], check=True)
+        subprocess.run([sys.executable, "-c", "import sweep.runner"], check=True)
         starts.append(time.perf_counter() - begin)
     begin = time.perf_counter()
     load_corpus(DataConfig())
@@ -266,7 +266,7 @@ def worker_overhead(shape: ModelShape, corpus: Corpus, runs: int) -> float:
     temporary store, less the median time of such a step (`bench_shape`)."""
     import tempfile
 
-    from sweep.executors import Options, Task, _train_task
+    from sweep.runner import Options, Task, _train_task
     from sweep.store import Store
 
     batch = 8 * shape.seq_len

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from sweep.atomic import atomic_write
-from sweep.model import GPT
-from sweep.shape import ModelShape
+from sweep.store.atomic import atomic_write
+from sweep.model.gpt import GPT
+from sweep.model.shape import ModelShape
 
 # What `train.train` reads from the state it resumes (its `state()`), with the type of each.
 STATE_TYPES = {

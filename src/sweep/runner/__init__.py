@@ -27,15 +27,16 @@ from typing import Protocol
 import torch
 
 import sweep
-from sweep import checkpoint, distributed, tracking
-from sweep.claims import CLAIM, Claim, ClaimLost, is_stale, try_claim
+from sweep.engine import checkpoint, distributed
+from sweep.runner import trackers as tracking
+from sweep.store.claims import CLAIM, Claim, ClaimLost, is_stale, try_claim
 from sweep.config import DataConfig, RunSpec, spec_from_dict
 from sweep.data import Corpus, bits_per_byte, load_corpus
 from sweep.errors import StoreWriteError, SweepError
-from sweep.flops import flops_per_token, training_flops
+from sweep.model.flops import flops_per_token, training_flops
 from sweep.store import FINISHED, Store, metrics_through, run_status, spec_columns
-from sweep.train import RunResult, train
-from sweep.wsd import Trunk, spent_flops, trunks
+from sweep.engine import RunResult, train
+from sweep.config.trunks import Trunk, spent_flops, trunks
 
 
 class Reporter(Protocol):

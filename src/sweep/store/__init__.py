@@ -30,12 +30,12 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from sweep.atomic import atomic_write
+from sweep.store.atomic import atomic_write
 from sweep.config import RunSpec, spec_from_dict
 from sweep.errors import SweepError
-from sweep.flops import param_counts, training_flops
-from sweep.limits import shown
-from sweep import variants
+from sweep.model.flops import param_counts, training_flops
+from sweep.errors import shown
+from sweep import columns as variants
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -372,3 +372,24 @@ def _run_row(run_dir: Path) -> dict | None:
     if row.get("loss") is not None and "bpb" not in row:
         row["bpb"] = row["loss"] / math.log(2)
     return row
+
+
+def store_specs(root: Path, sweep: str | None = None) -> list[RunSpec]:
+    """Every run spec registered under `root` (one sweep if `sweep` names it). A spec.json that is not
+    a spec is skipped with a warning, as `sweep ls` does."""
+    if not root.is_dir():
+        raise SweepError(f"store: {root} is not a directory")
+    found = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
+    sweeps = [root / sweep] if sweep else found  # .submitit and other dot-directories hold no runs
+    if sweep and not sweeps[0].is_dir():
+        known = ", ".join(path.name for path in found) or "none"
+        raise SweepError(f"--sweep: no sweep {sweep!r} in {root}; sweeps there: {known}")
+    specs = []
+    for sweep_dir in sweeps:
+        for spec_path in sorted(sweep_dir.glob("*/spec.json")):
+            raw = read_json(spec_path)
+            try:
+                specs.append(spec_from_dict(raw))
+            except (KeyError, TypeError, ValueError) as err:
+                warnings.warn(f"{spec_path}: not a run spec ({err}); skipped", stacklevel=2)
+    return specs

@@ -5,7 +5,7 @@ a cosine longer than the run overestimates the loss of short runs) or warmup-sta
 constant phase lets every budget of a size branch from one trunk (Hägele et al. 2024); gradient
 clipping, weight decay on matrices only, bf16 autocast where chosen. On CPU a given seed and thread
 count give the same numbers. A batch may run as micro-batches whose gradients accumulate, and across
-the processes torchrun started (`sweep.distributed`); either way the update is the unsplit batch's.
+the processes torchrun started (`sweep.engine.distributed`); either way the update is the unsplit batch's.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from typing import Callable
 
 import torch
 
-from sweep import distributed
-from sweep.allocator import keep_freed_memory, release_freed_memory
+from sweep.engine import distributed
+from sweep.engine.allocator import keep_freed_memory, release_freed_memory
 from sweep.config import RunSpec
-from sweep import compress
+from sweep.engine import compress
 from sweep.data import Corpus, epoch_windows, get_batch, get_epoch_batch, validation_set
 from sweep.errors import SweepError
-from sweep.flops import flops_per_token
-from sweep.model import GPT
+from sweep.model.flops import flops_per_token
+from sweep.model.gpt import GPT
 
 Log = Callable[[dict], None]
 

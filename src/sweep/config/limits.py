@@ -1,5 +1,5 @@
 """Bounds on what input may ask for, checked before anything is allocated: sizes, threads, seeds, the
-memory a run needs; and how much of a value a message may echo.
+memory a run needs.
 
 A value beyond a bound is a typo or an attack, not an experiment: each bound is far above anything
 this engine trains (ladders of small Transformers on CPUs or one GPU), yet keeps shape arithmetic,
@@ -9,11 +9,10 @@ torch's int64 sizes and allocation requests sane.
 from __future__ import annotations
 
 import os
-import reprlib
 from dataclasses import dataclass
 
-from sweep.flops import param_counts
-from sweep.shape import ModelShape
+from sweep.model.flops import param_counts
+from sweep.model.shape import ModelShape
 
 MAX_D_MODEL = 2**16  # the widest published models: GPT-3 12,288, PaLM 18,432
 MAX_D_FF = 2**18  # PaLM 540B: 73,728
@@ -88,19 +87,3 @@ def physical_memory_bytes() -> int | None:
 def gigabytes(size: int) -> str:
     return f"{size / 1e9:.1f} GB"
 
-
-# What a message echoes of a value: a config can hold a megabyte string or a list of millions.
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
-_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
-_SHORT.maxlevel = 3
-
-
-def shown(value: object) -> str:
-    """repr(value), cut to about 60 characters and 6 items a level."""
-    return _SHORT.repr(value)
-
-
-def cut(text: str, limit: int = 60) -> str:
-    """`text` itself when short, else its first `limit` characters and '...'."""
-    return text if len(text) <= limit else f"{text[:limit]}..."

@@ -14,11 +14,11 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep import tracking
-from sweep.atomic import atomic_write
+from sweep.runner import trackers as tracking
+from sweep.store.atomic import atomic_write
 from sweep.config import TRACKERS, RunSpec, spec_from_dict
 from sweep.errors import SweepError, require_package
-from sweep.limits import cut
+from sweep.errors import cut
 from sweep.store import FINISHED, load_runs, read_json, read_metrics, run_status
 
 TABLES = ("csv", "parquet")

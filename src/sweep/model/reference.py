@@ -8,7 +8,7 @@ It is deliberately plain: the point is to show what sweep's own path gains over 
 people start from, on the same shapes and the same data. Part of the package, so that an installed
 `sweep bench --reference` finds it.
 
-    python -m sweep.reference --layers 4 --d-model 128 --heads 4 --steps 10 [--bf16]
+    python -m sweep.model.reference --layers 4 --d-model 128 --heads 4 --steps 10 [--bf16]
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from sweep.errors import SweepError, require_package
-from sweep.limits import cut, shown
+from sweep.errors import cut, shown
 
 SEPARATOR = "<|endoftext|>"  # the special token put after every document
 # A user's tokenizer may name its separator otherwise; the first of these it has is used.

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sweep.config import RunSpec
-from sweep.flops import flops_per_token
+from sweep.model.flops import flops_per_token
 
 
 @dataclass(frozen=True)

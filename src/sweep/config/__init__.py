@@ -25,12 +25,12 @@ from typing import Any
 
 import yaml
 
-from sweep import limits
+from sweep.config import limits
 from sweep.errors import ConfigError, SweepError
-from sweep.flops import flops_per_token, param_counts
-from sweep.limits import cut, shown
-from sweep.strict_yaml import load_yaml
-from sweep.shape import ACTIVATIONS, NORMS, POSITIONS, ModelShape, default_d_ff, default_heads
+from sweep.model.flops import flops_per_token, param_counts
+from sweep.errors import cut, shown
+from sweep.config.strict_yaml import load_yaml
+from sweep.model.shape import ACTIVATIONS, NORMS, POSITIONS, ModelShape, default_d_ff, default_heads
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "fp32", "bf16")
@@ -41,7 +41,7 @@ ORDERS = ("random", "epoch")
 SCHEDULES = ("cosine", "wsd")
 DECAYS = ("linear", "sqrt")
 LR_RULES = ("auto", "kaplan")
-TRACKERS = ("wandb", "tensorboard")  # train.log: `sweep.tracking`
+TRACKERS = ("wandb", "tensorboard")  # train.log: `sweep.runner.trackers`
 DEFAULT_VAL_TOKENS = 65536
 MIN_BPE_VOCAB = 258
 
@@ -64,7 +64,7 @@ class DataConfig:
     # .bin: 0 = largest token + 1. Text: bpe's vocabulary (required); a tokenizer file's if 0.
     vocab_size: int = 0
     # Text: 'bytes' (vocabulary 256), 'bpe' (byte-level BPE trained on the training split, cached in
-    # the store) or the path of a Hugging Face tokenizer.json (`sweep.tokenizer`).
+    # the store) or the path of a Hugging Face tokenizer.json (`sweep.data.tokenizer`).
     tokenizer: str = "bytes"
     text_field: str = "text"  # .jsonl and .parquet: the field or column that holds each document's text
     malformed: str = field(default="error", metadata=_choices(*MALFORMED))  # .jsonl lines: 'skip' counts and leaves them out
@@ -118,10 +118,10 @@ class TrainConfig:
     # Gradients accumulate to the unsplit batch's update (`train.accumulate_gradients`), so only memory
     # and rounding change: it is left out of the run id.
     micro_batch_tokens: int = 0
-    # Train each run across the processes torchrun started (`sweep.distributed`): every process takes
+    # Train each run across the processes torchrun started (`sweep.engine.distributed`): every process takes
     # its share of each batch, with the same batches and update as one process. Not in the run id either.
     ddp: bool = False
-    # Experiment trackers each run's metrics rows also go to (`sweep.tracking`). They record a run, they
+    # Experiment trackers each run's metrics rows also go to (`sweep.runner.trackers`). They record a run, they
     # do not change it: not in the run id.
     log: tuple[str, ...] = field(default=(), metadata=_choices(*TRACKERS))
 

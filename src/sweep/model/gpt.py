@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sweep.ops import MATMUL_ATTENTION_MAX_SEQ, apply_rotary, causal_attention, rms_normalize, rotary_tables
-from sweep.shape import ModelShape
+from sweep.model.ops import MATMUL_ATTENTION_MAX_SEQ, apply_rotary, causal_attention, rms_normalize, rotary_tables
+from sweep.model.shape import ModelShape
 
 
 class RMSNorm(nn.Module):

@@ -1,12 +1,21 @@
-"""The names of post-training compression variants, one spelling for the whole package: `q4` for
-4-bit quantisation, `p50` for pruning half the weights, `p87.5` for 0.875. They key result.json's
-`compression`, name the store table's loss_<v> / delta_<v> columns and the laws `sweep fit` fits."""
+"""The run table's contract: the columns a run store's table has and what they mean, read by the
+producers (the store, the runner) and by the laws alike. Standard library only.
+
+- FLOPs columns by convention (`FLOPS_COLUMNS`; the conventions are defined in `sweep.model.flops`).
+- Post-training compression variants, one spelling for the whole package: `q4` for 4-bit
+  quantisation, `p50` for pruning half the weights, `p87.5` for 0.875. They key result.json's
+  `compression`, name the table's loss_<v> / delta_<v> columns and the laws `sweep fit` fits."""
 
 from __future__ import annotations
 
 import re
 
 from sweep.errors import InputError
+
+# Each FLOPs convention (`sweep.model.flops`) and the column that records it (`training_flops`, `sweep ls`,
+# `sweep fit --flops-convention`).
+FLOPS_COLUMNS = {"6n": "flops", "6n_total": "flops_6nd_total", "6n_attn": "flops_attn", "matmul": "flops_matmul"}
+FLOPS_CONVENTIONS = tuple(FLOPS_COLUMNS)
 
 VARIANT = re.compile(r"q(?P<bits>[1-9]\d*)|p(?P<percent>\d+(?:\.\d+)?)")
 KINDS = ("quantisation", "pruning")  # the order variants are listed in

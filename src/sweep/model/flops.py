@@ -18,12 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sweep.shape import ModelShape
+from sweep.columns import FLOPS_COLUMNS, FLOPS_CONVENTIONS
+from sweep.model.shape import ModelShape
 
-# Each convention and the run-store column that records it (`training_flops`, `sweep ls`, `sweep fit
-# --flops-convention`).
-FLOPS_COLUMNS = {"6n": "flops", "6n_total": "flops_6nd_total", "6n_attn": "flops_attn", "matmul": "flops_matmul"}
-FLOPS_CONVENTIONS = tuple(FLOPS_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sweep.compressors import compressed_bits
+from sweep.codelength.compressors import compressed_bits
 from sweep.config import spec_from_dict
 from sweep.data import epoch_targets, load_corpus
 from sweep.errors import SweepError
-from sweep.laws.description_length import BF16_BITS, best_codes, compression_table, frontier, plot_frontier
+from sweep.codelength.frontier import BF16_BITS, best_codes, compression_table, frontier, plot_frontier
 from sweep.store import read_json, run_dirs, write_json
 
 CACHE_DIR = ".coding"  # under the store root, which `store.run_dirs` skips as it does every dot directory

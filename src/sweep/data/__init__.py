@@ -1,8 +1,8 @@
 """Corpora → token arrays, a train/validation split by document, and batches.
 
 Text is tokenised as bytes (vocabulary 256) unless data.tokenizer names BPE or a tokenizer file
-(`sweep.tokenizer`); bits per byte is exact either way (`bits_per_byte`). Documents are text files,
-.jsonl lines and .parquet rows (`sweep.records`). The split is by document: each document's name is hashed and the hash alone
+(`sweep.data.tokenizer`); bits per byte is exact either way (`bits_per_byte`). Documents are text files,
+.jsonl lines and .parquet rows (`sweep.data.documents`). The split is by document: each document's name is hashed and the hash alone
 decides its side, so the split never overlaps, does not depend on the order files are listed, and a
 document never moves when others are added.
 
@@ -26,9 +26,9 @@ import torch
 
 from sweep.config import DEFAULT_VAL_TOKENS, DataConfig
 from sweep.errors import SweepError
-from sweep.limits import cut, shown
-from sweep.records import Malformed, is_record_file, read_records
-from sweep.tokenizer import tokenize
+from sweep.errors import cut, shown
+from sweep.data.documents import Malformed, is_record_file, read_records
+from sweep.data.tokenizer import tokenize
 
 DOCUMENT_SEPARATOR = b"\x00"  # a byte that text files do not contain
 
@@ -106,7 +106,7 @@ class Corpus:
     vocab_size: int
     train_documents: int
     val_documents: int
-    # (N_val,) the bytes of text each validation token ends (`sweep.tokenizer`); None: one each (bytes)
+    # (N_val,) the bytes of text each validation token ends (`sweep.data.tokenizer`); None: one each (bytes)
     val_bytes: torch.Tensor | None = None
     tokenizer: dict = field(default_factory=lambda: {"kind": "bytes", "vocab_size": 256})
     malformed: int = 0  # records left out under data.malformed: skip
@@ -124,7 +124,7 @@ def stdlib_root() -> Path:
 
 def load_corpus(data: DataConfig, cache: Path | str | None = None) -> Corpus:
     """Read the corpus that `data.corpus` names and split it. Raises SweepError on a bad path.
-    A BPE or file tokenizer tokenises under `cache` (a store's root; `sweep.tokenizer`)."""
+    A BPE or file tokenizer tokenises under `cache` (a store's root; `sweep.data.tokenizer`)."""
     path = Path(data.corpus).expanduser()
     if path.suffix == ".bin" and path.is_file():
         return _load_token_file(path, data)
@@ -233,7 +233,7 @@ def _documents(data: DataConfig) -> tuple[list[Document], int, str]:
 
 def _file_documents(data: DataConfig, files: list[tuple[Path, str]]) -> tuple[list[Document], int]:
     """One document per text file, per .jsonl line and per .parquet row, and the malformed records
-    left out (`sweep.records`)."""
+    left out (`sweep.data.documents`)."""
     documents, malformed = [], Malformed()
     for path, name in files:
         if not is_record_file(path):

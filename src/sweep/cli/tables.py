@@ -7,7 +7,7 @@ import math
 import pandas as pd
 from rich.table import Table
 
-from sweep.variants import DELTA_PREFIX
+from sweep.columns import DELTA_PREFIX
 
 
 def human(value: float, digits: int = 3) -> str:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sweep.config import RunSpec
-from sweep.executors import Task
+from sweep.runner import Task
 
 def _outcome_text(record: dict) -> str:
     if record["status"] == "done":

@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from sweep.errors import SweepError
-from sweep.flops import FLOPS_CONVENTIONS
+from sweep.model.flops import FLOPS_CONVENTIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure scaling laws: train a ladder of Transformers, record every run, fit laws.")
@@ -87,7 +87,7 @@ def run(
 ):
     """Train every run of a sweep that is not finished yet, recording each in the store."""
     from sweep.config import load_config
-    from sweep.tracking import parse_trackers, require
+    from sweep.runner.trackers import parse_trackers, require
 
     sweep_config = load_config(config, overrides)
     if device is not None:
@@ -96,7 +96,7 @@ def run(
         train = dataclasses.replace(sweep_config.train, log=parse_trackers(log))
         sweep_config = dataclasses.replace(sweep_config, train=train)
     require(sweep_config.train.log, "--log" if log else "train.log")  # a missing package, before anything is written
-    from sweep.executors import Options
+    from sweep.runner import Options
 
     _run(sweep_config, store, dry_run, workers, Options(retry_failed=retry_failed, keep_weights=keep_weights),
          workers_per_gpu, submit_only, executor.value, wait)
@@ -108,12 +108,12 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
 
     from sweep.config import expand
     from sweep.data import load_corpus
-    from sweep.design import MIN_STEPS
-    from sweep.executors import execute, pending, plan_workers, sweep_state
-    from sweep.report import plan_table
+    from sweep.laws.table import MIN_STEPS
+    from sweep.runner import execute, pending, plan_workers, sweep_state
+    from sweep.cli.tables import plan_table
     from sweep.store import Store, spec_columns
-    from sweep.train import compiles, resolve_device
-    from sweep.wsd import trunks
+    from sweep.engine import compiles, resolve_device
+    from sweep.config.trunks import trunks
 
     import torch
 
@@ -156,7 +156,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
     torch.set_num_threads(threads)
 
     if dry_run:
-        from sweep.bench import bench_shape
+        from sweep.runner.bench import bench_shape
 
         step_seconds = {}
         rows = []
@@ -187,7 +187,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
         console.print(f"training {processes} runs at a time{on}, {threads} thread(s) each", highlight=False)
     plan = dataclasses.replace(plan, threads=threads)
     if announcer:
-        from sweep.executors import run_local
+        from sweep.runner import run_local
 
         outcome = _reported(lambda reporter: run_local(specs, store, corpus, device, reporter, options, announcer))
         if outcome.ok:
@@ -207,7 +207,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
 def _uncompressed(specs, store) -> list[tuple[str, list[str]]]:
     """(run id, variants) of the finished runs whose result.json lacks variants their `eval` asks for."""
     from sweep.store import read_json
-    from sweep.variants import requested
+    from sweep.columns import requested
 
     found = []
     for spec in specs:
@@ -225,7 +225,7 @@ def _uncompressed(specs, store) -> list[tuple[str, list[str]]]:
 def _distributed(sweep_config, device, corpus):
     """Under torchrun: (this rank's device, the Announcer) on rank 0; the other ranks train what it
     announces and exit here. Elsewhere: (device, None)."""
-    from sweep import distributed
+    from sweep.engine import distributed
     from sweep.launch import torchrun
 
     if not torchrun.launched():
@@ -243,7 +243,7 @@ def _distributed(sweep_config, device, corpus):
 
 def _reported(execute):
     """Run `execute(reporter)` with rich progress on a terminal, plain lines elsewhere."""
-    from sweep.progress import PlainReporter, RichReporter
+    from sweep.cli.progress import PlainReporter, RichReporter
 
     if console.is_terminal:
         with RichReporter(console) as reporter:
@@ -254,7 +254,7 @@ def _reported(execute):
 def _launch(executor: str, store, specs, sweep_config, wait: bool) -> None:
     """Start the config's `executor.workers` sweep workers on SLURM or Ray; the results are read from
     the store afterwards, as every runner's are."""
-    from sweep.executors import SweepOutcome, sweep_state
+    from sweep.runner import SweepOutcome, sweep_state
 
     if executor == "slurm":
         from sweep.launch.slurm import submit_slurm
@@ -275,7 +275,7 @@ def _launch(executor: str, store, specs, sweep_config, wait: bool) -> None:
 
 def _register(specs, store) -> None:
     """`--submit-only`: the sweep's runs in the store, pending, for `sweep worker` to train."""
-    from sweep.executors import pending, register
+    from sweep.runner import pending, register
 
     register(specs, store)
     todo = pending(specs, store)
@@ -296,7 +296,7 @@ def worker(
 ):
     """Claim the unfinished runs registered in a store and train them until none is left for this
     worker. Any number of workers may share a store, on any hosts that share its filesystem."""
-    from sweep.executors import Options
+    from sweep.runner import Options
     from sweep.launch.worker import work
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # batch schedulers stop jobs with SIGTERM
@@ -346,8 +346,8 @@ def _check_writable(store_path: Path) -> None:
 
 
 def _flops_summary(specs) -> str:
-    from sweep.report import human
-    from sweep.wsd import spent_flops
+    from sweep.cli.tables import human
+    from sweep.config.trunks import spent_flops
 
     spent, separate = spent_flops(specs)
     return (f"FLOPs (6ND): {human(spent)} as trained, {human(separate)} as separate runs of the same grid "
@@ -362,7 +362,7 @@ def ls(
     format: Format = typer.Option(Format.table, "--format", help="table, csv or json."),
 ):
     """List the runs in a store, one row each."""
-    from sweep.report import runs_table
+    from sweep.cli.tables import runs_table
     from sweep.store import load_runs
 
     runs = load_runs(store, sweep=sweep)
@@ -390,7 +390,7 @@ def status(
     heartbeat. Time left = FLOPs left / (FLOP/s per worker × runs in flight), the FLOP/s measured from
     the runs in flight (tokens / training seconds of their latest metrics row), else from finished
     runs' tokens/s; unknown when nothing is measured or nothing runs."""
-    from sweep.status import read_status
+    from sweep.store.status import read_status
 
     _show_status(lambda: read_status(store, sweep), watch, interval, as_json)
 
@@ -405,7 +405,7 @@ def _show_status(read, watch: bool, interval: float, as_json: bool) -> None:
 
     from rich.live import Live
 
-    from sweep.status import status_lines, status_view
+    from sweep.cli.status_view import status_lines, status_view
 
     def show(snapshot) -> None:
         if as_json:
@@ -449,9 +449,9 @@ def bench(
     """Measure training speed against this machine's own matmul peak, through the path sweep run uses."""
     import torch
 
-    from sweep.bench import run_bench
-    from sweep.report import bench_table
-    from sweep.train import resolve_device
+    from sweep.runner.bench import run_bench
+    from sweep.cli.tables import bench_table
+    from sweep.engine import resolve_device
 
     if device is Device.cuda and not torch.cuda.is_available():
         raise SweepError("--device cuda: torch sees no CUDA device on this machine")
@@ -506,7 +506,7 @@ def fit(
                                  help="Show every rollout prediction: each compute level from the levels below it."),
     min_steps: int = typer.Option(0, "--min-steps", min=0,
                                   help="Leave out runs with fewer optimizer steps (0 = keep all, and warn below "
-                                       "sweep.design.MIN_STEPS)."),
+                                       "sweep.laws.table.MIN_STEPS)."),
     model_bits: float = typer.Option(16.0, "--model-bits", min=0,
                                      help="Runs in epoch order: the bits per parameter a model costs in the "
                                           "two-part description length."),
@@ -516,10 +516,10 @@ def fit(
     """Fit scaling laws to a run store or a table: 95% intervals, a rollout check, the best-extrapolating L(N, D);
     laws of post-training degradation where runs have compressed variants; for runs in epoch order, their code
     length against gzip, xz and zstd and the N of the shortest description per D."""
-    from sweep.coding import compression_section, write_frontier_plot
+    from sweep.codelength.section import compression_section, write_frontier_plot
     from sweep.laws import FLOPS_COLUMNS, fit_report, prepare_table, read_table, save_laws
-    from sweep.limits import cut
-    from sweep.report import compression_tables, fit_tables
+    from sweep.errors import cut
+    from sweep.cli.tables import compression_tables, fit_tables
     from sweep.store import load_runs
 
     if out is not None and out.exists() and not out.is_dir():
@@ -577,8 +577,8 @@ def predict(
     degradation δ at (N, D)."""
     from sweep.config import ModelConfig, params_rule_limit, shape_for_params
     from sweep.laws import load_degradation, load_laws, predict_compute_optimal, predict_degradation, predict_loss_at
-    from sweep.variants import describe, variant_name
-    from sweep.report import prediction_table
+    from sweep.columns import describe, variant_name
+    from sweep.cli.tables import prediction_table
 
     if (flops is None) == (params is None and tokens is None) or (flops is None and (params is None or tokens is None)):
         raise SweepError("give either --flops C, or both --params N and --tokens D")
@@ -634,7 +634,7 @@ def export(
     """Replay a store's recorded runs (metrics.jsonl, result.json) into a table or a tracker, for runs
     trained without one. Exporting again replaces the earlier export, never duplicates it; runs still
     training are skipped. W&B runs are offline unless WANDB_MODE says otherwise."""
-    from sweep.export import export_store
+    from sweep.runner.export import export_store
 
     exported = export_store(store, to.value, out)
     for path in exported.written:

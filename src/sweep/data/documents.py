@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweep.errors import SweepError, require_package
-from sweep.limits import cut, shown
+from sweep.errors import cut, shown
 
 RECORD_SUFFIXES = (".jsonl", ".parquet")
 SHOWN_PROBLEMS = 3  # malformed lines named in the error; the rest are counted

@@ -1,4 +1,3 @@
-import ast
 import hashlib
 from pathlib import Path
 
@@ -7,7 +6,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import sweep.data
 from sweep.cli import app
 from sweep.config import DataConfig
 from sweep.data import WHOLE_READ_BYTES, get_batch, is_validation, load_corpus, stdlib_root, validation_set
@@ -228,19 +226,3 @@ def test_odd_sized_bin_exits_2_with_its_message(tmp_path, write_config):
     config = write_config(tiny_config(str(odd)))
     result = CliRunner().invoke(app, ["run", str(config), "--store", str(tmp_path / "store")])
     assert result.exit_code == 2 and "has 3 bytes, not a whole number of uint16 tokens" in result.output
-
-
-def test_data_imports_only_its_config_section_and_errors():
-    """data/ owns corpora and batches: it reads its config section and raises sweep's errors, and
-    knows nothing of models, training, the store, runners or the CLI."""
-    for module in Path(sweep.data.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(module.read_text())):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]  # None: a relative import, of a sibling
-            else:
-                continue
-            for name in (n for n in names if n.split(".")[0] == "sweep"):
-                assert name in ("sweep.config", "sweep.errors") or name.startswith("sweep.data."), \
-                    f"{module.name} imports {name}"

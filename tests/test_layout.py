@@ -20,7 +20,7 @@ MAY_IMPORT = {
     "columns": {"errors"},
     "model": CORE,
     "config": CORE | {"model"},
-    "data": CORE | {"model", "config"},
+    "data": CORE | {"config"},  # its config section; nothing of models, training or files
     "store": CORE | {"model", "config"},
     "engine": CORE | {"model", "config", "data", "store"},  # store: only its atomic file writer, for checkpoints
     "runner": CORE | {"model", "config", "data", "store", "engine"},

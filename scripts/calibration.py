@@ -44,7 +44,7 @@ from sweep.laws.bootstrap import bootstrap, interval
 from sweep.laws.forms import ChinchillaParams, KaplanParams, kaplan_loss, predict_loss
 from sweep.laws.joint import FORMS
 from sweep.laws.predict import predict_loss_at
-from sweep.laws.report import bootstrapped_laws
+from sweep.laws.fitting import bootstrapped_laws
 from sweep.laws.rollout import choose_form, rollout
 
 TRUTHS = ("chinchilla", "interaction", "drifting exponents", "kaplan")

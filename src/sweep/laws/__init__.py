@@ -21,7 +21,8 @@ from sweep.laws.degradation import DegradationFit, fit_degradation, predict_degr
 from sweep.laws.forms import ChinchillaParams, allocate, predict_loss
 from sweep.laws.lawsfile import load_degradation, load_laws, save_laws
 from sweep.laws.predict import Laws, predict_compute_optimal, predict_loss_at
-from sweep.laws.report import FitReport, fit_report
+from sweep.laws.fitreport import FitReport
+from sweep.laws.fitting import fit_report
 from sweep.laws.table import FLOPS_COLUMNS, PARAMS_COLUMNS, FitTable, prepare_table, read_table
 
 __all__ = [

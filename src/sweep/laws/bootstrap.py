@@ -141,6 +141,11 @@ def why_no_interval(samples: np.ndarray) -> str | None:
     return None
 
 
+def intervals(samples: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float] | None]:
+    """95% intervals by name; None where the samples give none (see `why_no_interval`)."""
+    return {name: None if why_no_interval(values) else interval(values) for name, values in samples.items()}
+
+
 def power_law_refit(x, loss, fit: PowerLawFit) -> Refit:
     """Refits of both one-variable forms from the full-data optimum plus the full data's best grid
     starts; parameters named E, A, alpha (saturating) and pure_A, pure_alpha."""

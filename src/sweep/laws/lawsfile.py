@@ -30,7 +30,7 @@ from sweep.laws.degradation import DegradationFit, DegradationLaw, DegradationLa
 from sweep.laws.forms import ChinchillaParams
 from sweep.laws.joint import FORMS
 from sweep.laws.predict import Laws
-from sweep.laws.report import FitReport
+from sweep.laws.fitreport import FitReport
 from sweep.errors import shown
 
 FORMAT = "sweep-laws/2"

@@ -20,7 +20,7 @@ from sweep.laws.degradation import FORMULA, degradation
 from sweep.laws.forms import allocate, allocation_of, power_law, predict_loss, quiet_floats
 from sweep.laws.powerlaw import points_for
 from sweep.laws.predict import form_of
-from sweep.laws.report import FitReport
+from sweep.laws.fitreport import FitReport
 from sweep.errors import cut
 from sweep.columns import DELTA_PREFIX, describe
 

@@ -8,10 +8,10 @@ from threadpoolctl import ThreadpoolController
 
 from sweep.errors import InputError
 from sweep.laws.bootstrap import interval, parametric_bootstrap
-from sweep.laws.chinchilla import chinchilla_objective, fit_chinchilla, hoffmann_grid
 from sweep.laws.forms import ChinchillaParams, allocation_of, predict_loss
-from sweep.laws.huber import best_starts, huber, minimize_from_starts
-from sweep.laws.joint import FORMS
+from sweep.laws.forms.chinchilla import chinchilla_objective, fit_chinchilla, hoffmann_grid
+from sweep.laws.forms.huber import best_starts, huber, minimize_from_starts
+from sweep.laws.forms.joint import FORMS
 
 TRUTH = ChinchillaParams(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)  # Besiroglu et al.
 
@@ -45,7 +45,7 @@ def test_objective_is_summed_huber_on_log_loss_with_exact_gradient():
 
 
 def test_the_minimiser_runs_on_one_blas_thread_and_gives_the_threads_back():
-    """Tiny L-BFGS-B calls wait on OpenBLAS's worker threads when the cores are busy (`huber.py`)."""
+    """Tiny L-BFGS-B calls wait on OpenBLAS's worker threads when the cores are busy (`forms/huber.py`)."""
     pools = ThreadpoolController()
 
     def blas_threads():

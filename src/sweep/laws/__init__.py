@@ -18,11 +18,11 @@ to load and only `sweep fit --out` needs it).
 """
 
 from sweep.laws.degradation import DegradationFit, fit_degradation, predict_degradation, variants_in
-from sweep.laws.forms import ChinchillaParams, allocate, predict_loss
-from sweep.laws.lawsfile import load_degradation, load_laws, save_laws
-from sweep.laws.predict import Laws, predict_compute_optimal, predict_loss_at
 from sweep.laws.fitreport import FitReport
 from sweep.laws.fitting import fit_report
+from sweep.laws.forms.equations import ChinchillaParams, allocate, predict_loss
+from sweep.laws.lawsfile import load_degradation, load_laws, save_laws
+from sweep.laws.predict import Laws, predict_compute_optimal, predict_loss_at
 from sweep.laws.table import FLOPS_COLUMNS, PARAMS_COLUMNS, FitTable, prepare_table, read_table
 
 __all__ = [

@@ -40,10 +40,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sweep.errors import InputError
-from sweep.laws import powerlaw
-from sweep.laws.huber import best_starts
-from sweep.laws.joint import JointFit, JointForm, LawParams
-from sweep.laws.powerlaw import PowerLawFit
+from sweep.laws.forms import powerlaw
+from sweep.laws.forms.huber import best_starts
+from sweep.laws.forms.joint import JointFit, JointForm, LawParams
+from sweep.laws.forms.powerlaw import PowerLawFit
 
 DEFAULT_SAMPLES = 200
 CONFIDENCE = 0.95

@@ -17,12 +17,12 @@ import pandas as pd
 from sweep.columns import describe
 from sweep.laws.allocation import EmpiricalAllocation
 from sweep.laws.bootstrap import intervals
-from sweep.laws.chinchilla import ChinchillaFit
-from sweep.laws.cost import CostFit
 from sweep.laws.degradation import DegradationLaws
-from sweep.laws.forms import ChinchillaParams
-from sweep.laws.joint import FORMS, JointFit
-from sweep.laws.powerlaw import VARIABLES, PowerLawFit
+from sweep.laws.forms.chinchilla import ChinchillaFit
+from sweep.laws.forms.cost import CostFit
+from sweep.laws.forms.equations import ChinchillaParams
+from sweep.laws.forms.joint import FORMS, JointFit
+from sweep.laws.forms.powerlaw import VARIABLES, PowerLawFit
 from sweep.laws.predict import ComputeOptimalPrediction, Laws
 from sweep.laws.rollout import Rollout
 from sweep.laws.table import Excluded

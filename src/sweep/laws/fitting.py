@@ -2,7 +2,7 @@
 (`fitreport.py`).
 
 The Chinchilla law is always fit, and too few points for it is an InputError. The law that predicts
-(held-out points, compute-optimal models, laws.json) is one of the joint forms of `joint.py`: the
+(held-out points, compute-optimal models, laws.json) is one of the joint forms of `forms/joint.py`: the
 one asked for, or with `form="auto"` the one that extrapolated best in the rollout check
 (`rollout.py`). Its intervals come from its parametric bootstrap (`bootstrap.py`): `interval` is a
 95% prediction interval for a run's loss, `ci` the law's own (parameter) uncertainty. Every part
@@ -28,15 +28,15 @@ from sweep.errors import InputError, shown
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.allocation import DEFAULT_COMPUTE_TOLERANCE, EmpiricalAllocation, fit_approach1, fit_isoflop
 from sweep.laws.bootstrap import LawSamples, intervals, parametric_bootstrap, why_no_interval
-from sweep.laws.chinchilla import N_PARAMETERS as CHINCHILLA_PARAMETERS
-from sweep.laws.chinchilla import ChinchillaFit
-from sweep.laws.cost import RESOURCES, SCALES, CostFit, fit_cost
 from sweep.laws.degradation import DegradationLaws, fit_all
 from sweep.laws.fitreport import FitReport, HoldoutPoint, LawChoice
-from sweep.laws.forms import power_law, quiet_floats
-from sweep.laws.huber import MAX_EXPONENT
-from sweep.laws.joint import FORMS, JointFit, JointForm, LawParams
-from sweep.laws.powerlaw import VARIABLES, PowerLawFit, fit_power_law, points_for
+from sweep.laws.forms.chinchilla import N_PARAMETERS as CHINCHILLA_PARAMETERS
+from sweep.laws.forms.chinchilla import ChinchillaFit
+from sweep.laws.forms.cost import RESOURCES, SCALES, CostFit, fit_cost
+from sweep.laws.forms.equations import power_law, quiet_floats
+from sweep.laws.forms.huber import MAX_EXPONENT
+from sweep.laws.forms.joint import FORMS, JointFit, JointForm, LawParams
+from sweep.laws.forms.powerlaw import VARIABLES, PowerLawFit, fit_power_law, points_for
 from sweep.laws.predict import ComputeOptimalPrediction, Laws, predict_compute_optimal, predict_loss_at
 from sweep.laws.rollout import Rollout, choose_form, rollout
 from sweep.laws.table import FitTable

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
-from sweep.laws import chinchilla, kaplan
-from sweep.laws.forms import (
+from sweep.laws.forms import chinchilla, kaplan
+from sweep.laws.forms.equations import (
     Allocation,
     ChinchillaParams,
     KaplanParams,

@@ -16,8 +16,8 @@ import pandas as pd
 
 from sweep.laws import ChinchillaParams, fit_report, predict_loss, prepare_table
 from sweep.laws.bootstrap import parametric_bootstrap
-from sweep.laws.chinchilla import fit_chinchilla
-from sweep.laws.joint import FORMS
+from sweep.laws.forms.chinchilla import fit_chinchilla
+from sweep.laws.forms.joint import FORMS
 
 TRUTH = ChinchillaParams(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)  # Besiroglu et al. 2024
 

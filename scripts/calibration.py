@@ -38,13 +38,13 @@ import numpy as np
 import pandas as pd
 
 from sweep.errors import InputError
-from sweep.laws import chinchilla
+from sweep.laws.forms import chinchilla
 from sweep.laws.allocation import DEFAULT_COMPUTE_TOLERANCE
 from sweep.laws.bootstrap import bootstrap, interval
 from sweep.laws.forms import ChinchillaParams, KaplanParams, kaplan_loss, predict_loss
-from sweep.laws.joint import FORMS
+from sweep.laws.forms.joint import FORMS
 from sweep.laws.predict import predict_loss_at
-from sweep.laws.report import bootstrapped_laws
+from sweep.laws.fitting import bootstrapped_laws
 from sweep.laws.rollout import choose_form, rollout
 
 TRUTHS = ("chinchilla", "interaction", "drifting exponents", "kaplan")

@@ -17,7 +17,7 @@ import sys
 
 from sweep import load_runs
 from sweep.laws import predict_loss, prepare_table
-from sweep.laws.chinchilla import fit_chinchilla
+from sweep.laws.forms.chinchilla import fit_chinchilla
 
 
 def main() -> int:

@@ -4,13 +4,14 @@ known laws, with E or with E = 0, its gradients are right, and the bootstrap int
 import numpy as np
 import pytest
 from scipy.optimize import check_grad
+from threadpoolctl import ThreadpoolController
 
 from sweep.errors import InputError
 from sweep.laws.bootstrap import interval, parametric_bootstrap
-from sweep.laws.chinchilla import chinchilla_objective, fit_chinchilla, hoffmann_grid
 from sweep.laws.forms import ChinchillaParams, allocation_of, predict_loss
-from sweep.laws.huber import huber
-from sweep.laws.joint import FORMS
+from sweep.laws.forms.chinchilla import chinchilla_objective, fit_chinchilla, hoffmann_grid
+from sweep.laws.forms.huber import best_starts, huber, minimize_from_starts
+from sweep.laws.forms.joint import FORMS
 
 TRUTH = ChinchillaParams(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)  # Besiroglu et al.
 
@@ -41,6 +42,34 @@ def test_objective_is_summed_huber_on_log_loss_with_exact_gradient():
     assert objective.values(theta[None])[0] == pytest.approx(value)
     error = check_grad(lambda t: objective.value_and_grad(t)[0], lambda t: objective.value_and_grad(t)[1], theta)
     assert error < 1e-6 * np.linalg.norm(objective.value_and_grad(theta)[1])
+
+
+def test_the_minimiser_runs_on_one_blas_thread_and_gives_the_threads_back():
+    """Tiny L-BFGS-B calls wait on OpenBLAS's worker threads when the cores are busy (`forms/huber.py`)."""
+    pools = ThreadpoolController()
+
+    def blas_threads():
+        return tuple(info["num_threads"] for info in pools.info() if info["user_api"] == "blas")
+
+    params, tokens = grid_points()
+    objective = chinchilla_objective(params, tokens, predict_loss(params, tokens, TRUTH))
+    seen = []
+
+    class Watched:  # the objective, noting the BLAS thread counts it is evaluated under
+        bounds = objective.bounds
+
+        def values(self, thetas):
+            seen.append(blas_threads())
+            return objective.values(thetas)
+
+        def value_and_grad(self, theta):
+            seen.append(blas_threads())
+            return objective.value_and_grad(theta)
+
+    before = blas_threads()
+    minimize_from_starts(Watched(), best_starts(Watched(), hoffmann_grid(), 2))
+    assert set(seen) == {(1,) * len(before)}
+    assert blas_threads() == before
 
 
 def test_noiseless_grid_recovers_the_law_within_one_percent():

@@ -8,8 +8,8 @@ import pytest
 from sweep.errors import InputError
 from sweep.laws.bootstrap import bootstrap, interval, power_law_refit
 from sweep.laws.forms import KaplanParams, PowerLaw, kaplan_loss, power_law
-from sweep.laws.kaplan import fit_kaplan
-from sweep.laws.powerlaw import fit_power_law, fit_power_law_on, points_for
+from sweep.laws.forms.kaplan import fit_kaplan
+from sweep.laws.forms.powerlaw import fit_power_law, fit_power_law_on, points_for
 
 KAPLAN = KaplanParams(N_c=8.8e13, D_c=5.4e13, alpha_N=0.076, alpha_D=0.095)  # Kaplan et al. 2020 eqs. 1.1-1.2
 

@@ -23,7 +23,7 @@ from sweep.laws import (
 )
 from sweep.laws.bootstrap import why_no_interval
 from sweep.laws.forms import kaplan_allocate, kaplan_loss
-from sweep.laws.report import LawChoice
+from sweep.laws.fitreport import LawChoice
 
 TRUTH = ChinchillaParams(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)  # Besiroglu et al.
 

@@ -15,13 +15,22 @@ Post-training degradation, when the runs carry delta_<variant> columns (`degrada
 
 Figures: `sweep.laws.plots.write_plots(report, out_dir)` (kept out of this import: matplotlib is slow
 to load and only `sweep fit --out` needs it).
+
+Where things are, from the bottom up: `forms/` the law forms as pure functions and how each is fit;
+`table.py` the points, from a table of runs; `allocation.py` compute-optimal allocation read off the
+runs; `bootstrap.py` the intervals; `rollout.py` which form extrapolates; `predict.py` predictions
+from a fitted law; `degradation.py` laws of post-training compression; `fitting.py` all of them on
+one table (`fit_report`), into a `FitReport` (`fitreport.py`); `lawsfile.py` laws.json. Of the rest
+of sweep the laws import only `sweep.errors` and `sweep.columns`: never torch, the config, the data
+or the store.
 """
 
 from sweep.laws.degradation import DegradationFit, fit_degradation, predict_degradation, variants_in
-from sweep.laws.forms import ChinchillaParams, allocate, predict_loss
+from sweep.laws.fitreport import FitReport
+from sweep.laws.fitting import fit_report
+from sweep.laws.forms.equations import ChinchillaParams, allocate, predict_loss
 from sweep.laws.lawsfile import load_degradation, load_laws, save_laws
 from sweep.laws.predict import Laws, predict_compute_optimal, predict_loss_at
-from sweep.laws.report import FitReport, fit_report
 from sweep.laws.table import FLOPS_COLUMNS, PARAMS_COLUMNS, FitTable, prepare_table, read_table
 
 __all__ = [

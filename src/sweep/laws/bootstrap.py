@@ -40,10 +40,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sweep.errors import InputError
-from sweep.laws import powerlaw
-from sweep.laws.huber import best_starts
-from sweep.laws.joint import JointFit, JointForm, LawParams
-from sweep.laws.powerlaw import PowerLawFit
+from sweep.laws.forms import powerlaw
+from sweep.laws.forms.huber import best_starts
+from sweep.laws.forms.joint import JointFit, JointForm, LawParams
+from sweep.laws.forms.powerlaw import PowerLawFit
 
 DEFAULT_SAMPLES = 200
 CONFIDENCE = 0.95
@@ -139,6 +139,11 @@ def why_no_interval(samples: np.ndarray) -> str | None:
     if np.ptp(finite) == 0:
         return "every bootstrap refit gives the same value: the points determine the law exactly, no scatter is left"
     return None
+
+
+def intervals(samples: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float] | None]:
+    """95% intervals by name; None where the samples give none (see `why_no_interval`)."""
+    return {name: None if why_no_interval(values) else interval(values) for name, values in samples.items()}
 
 
 def power_law_refit(x, loss, fit: PowerLawFit) -> Refit:

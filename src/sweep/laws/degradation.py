@@ -50,11 +50,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from sweep.columns import DELTA_PREFIX, describe, order, parse
 from sweep.errors import InputError
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.bootstrap import interval, why_no_interval
 from sweep.laws.predict import LossEstimate
-from sweep.columns import DELTA_PREFIX, describe, order, parse
 
 FORMULA = "δ = C·D^γ_D/N^γ_N"
 N_PARAMETERS = 3  # C, γ_D, γ_N

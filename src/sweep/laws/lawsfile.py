@@ -27,10 +27,10 @@ from pathlib import Path
 from sweep.errors import InputError
 from sweep.laws.degradation import PARAMETERS as DEGRADATION_PARAMETERS
 from sweep.laws.degradation import DegradationFit, DegradationLaw, DegradationLaws
-from sweep.laws.forms import ChinchillaParams
-from sweep.laws.joint import FORMS
+from sweep.laws.forms.equations import ChinchillaParams
+from sweep.laws.forms.joint import FORMS
 from sweep.laws.predict import Laws
-from sweep.laws.report import FitReport
+from sweep.laws.fitreport import FitReport
 from sweep.errors import shown
 
 FORMAT = "sweep-laws/2"

@@ -15,14 +15,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from sweep.columns import DELTA_PREFIX, describe
+from sweep.errors import cut
 from sweep.laws.allocation import EmpiricalAllocation, compute_levels
 from sweep.laws.degradation import FORMULA, degradation
-from sweep.laws.forms import allocate, allocation_of, power_law, predict_loss, quiet_floats
-from sweep.laws.powerlaw import points_for
+from sweep.laws.fitreport import FitReport
+from sweep.laws.forms.equations import allocate, allocation_of, power_law, predict_loss, quiet_floats
+from sweep.laws.forms.powerlaw import points_for
 from sweep.laws.predict import form_of
-from sweep.laws.report import FitReport
-from sweep.errors import cut
-from sweep.columns import DELTA_PREFIX, describe
 
 MAX_CURVES = 6  # fitted curves per figure; more distinct D (or N) values are thinned to this many
 LABELS = {"params": "parameters N", "tokens": "tokens D", "flops": "compute C (FLOPs)"}

@@ -23,13 +23,13 @@ import numpy as np
 
 from sweep.errors import InputError
 from sweep.laws.bootstrap import interval, why_no_interval
-from sweep.laws.forms import quiet_floats
-from sweep.laws.joint import FORMS, JointForm, LawParams
+from sweep.laws.forms.equations import quiet_floats
+from sweep.laws.forms.joint import FORMS, JointForm, LawParams
 
 
 @dataclass(frozen=True)
 class Laws:
-    form: str  # a key of `joint.FORMS`
+    form: str  # a key of `forms.joint.FORMS`
     law: LawParams  # the full-data fit
     samples: tuple[LawParams, ...]  # bootstrap refits; empty when there are none (see `why`)
     noise: tuple[float, ...]  # one log-loss draw per sample; empty: no prediction intervals (see `why`)

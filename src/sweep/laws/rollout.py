@@ -29,7 +29,7 @@ import pandas as pd
 
 from sweep.errors import InputError
 from sweep.laws.allocation import compute_levels
-from sweep.laws.joint import FORMS, MOST_PARAMETERS, JointForm
+from sweep.laws.forms.joint import FORMS, MOST_PARAMETERS, JointForm
 
 # A fold is fit on at least this many compute levels: points of one level all lie on one line of
 # constant C (an IsoFLOP budget), which says nothing about how loss changes with C.
@@ -158,6 +158,6 @@ def _summary(predictions: list[RolloutPrediction], name: str, last_fold: int) ->
 
 def choose_form(result: Rollout, among: Collection[str] | None = None) -> str:
     """The form with the lowest mean |relative error|, of those `among` (default: all); a form with a
-    failed fit ranks after every form without one, and ties go to the first in `joint.FORMS` order."""
+    failed fit ranks after every form without one, and ties go to the first in `forms.joint.FORMS` order."""
     names = [name for name in result.forms if among is None or name in among]
     return min(names, key=lambda name: (result.forms[name].n_failed > 0, result.forms[name].mean_abs_error))

@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sweep.errors import InputError
-from sweep.errors import cut, shown
 from sweep.columns import DELTA_PREFIX  # delta_q4, delta_p50: δ per compression variant (`degradation.py`)
 from sweep.columns import FLOPS_COLUMNS  # noqa: F401  (re-exported: the run store's FLOPs columns by convention)
+from sweep.errors import InputError, cut, shown
 
 
 # Fewest optimizer steps for a run's final loss to count as a point of the law. A run with fewer is

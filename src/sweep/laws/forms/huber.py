@@ -15,14 +15,14 @@ theta layout: (c_1..c_m, k_1..k_m[, e]).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
-
-from sweep.laws.blas_threads import one_blas_thread
+from threadpoolctl import ThreadpoolController
 
 HUBER_DELTA = 1e-3  # Hoffmann et al. App. D.2
 # Exponents are kept within [0, MAX_EXPONENT] (L-BFGS-B's bounds). Published exponents of loss in
@@ -41,6 +41,23 @@ _SCORE_CHUNK_ELEMENTS = 1_500_000
 # here: summed Huber values are far below 1) or the largest gradient entry below gtol. Defaults
 # (2.2e-9, 1e-5) stop early on near-noiseless data; these run to the real minimum.
 LBFGS_OPTIONS = {"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 20}
+
+
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """The BLAS and OpenMP libraries loaded (numpy's and scipy's wheels each bundle an OpenBLAS), found
+    once: `threadpool_limits` would search the process's libraries again on every call, about 2 ms,
+    and a bootstrap makes thousands of calls; a limit through this controller costs about 10 µs."""
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """scipy's L-BFGS-B (C since scipy 1.15) calls BLAS/LAPACK on matrices of a few dozen entries, and
+    OpenBLAS hands some of that work to its worker threads. When the cores are busy (a training run
+    beside `sweep fit`, on 2 cores) every hand-off waits for a time slice: we measured 4-8 ms per
+    objective evaluation instead of 70 µs, a 100x slowdown, gone with one thread. Matrices this small
+    gain nothing from threads. Where no BLAS is found this limits nothing."""
+    return _thread_pools().limit(limits=1, user_api="blas")
 
 
 def huber_slope(residuals: np.ndarray, delta: float) -> np.ndarray:
@@ -138,7 +155,7 @@ def best_starts(objective: Objective, starts: np.ndarray, count: int) -> np.ndar
     """The `count` starts with the lowest objective, scored all at once (Hoffmann et al. App. D.2
     minimise from every point of a grid; scoring first and refining the best few finds the same
     minimum at a fraction of the cost)."""
-    with one_blas_thread():
+    with _one_blas_thread():
         scores = objective.values(starts)
     scores = np.where(np.isfinite(scores), scores, np.inf)
     return starts[np.argsort(scores, kind="stable")[:count]]
@@ -147,7 +164,7 @@ def best_starts(objective: Objective, starts: np.ndarray, count: int) -> np.ndar
 def minimize_from_starts(objective: Objective, starts: np.ndarray) -> Minimum:
     """L-BFGS-B with the analytic gradient from each start; the lowest minimum wins."""
     best: Minimum | None = None
-    with one_blas_thread():
+    with _one_blas_thread():
         results = [
             minimize(
                 objective.value_and_grad,

@@ -12,11 +12,11 @@ for bootstrap refits), the loss it predicts, and the compute-optimal allocation 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
-from sweep.laws import chinchilla, kaplan
-from sweep.laws.forms import (
+from sweep.laws.forms import chinchilla, kaplan
+from sweep.laws.forms.equations import (
     Allocation,
     ChinchillaParams,
     KaplanParams,
@@ -63,6 +63,10 @@ class JointForm:
     @property
     def n_parameters(self) -> int:
         return len(self.names)
+
+    def values(self, law: LawParams) -> dict[str, float]:
+        """The law's parameters and the allocation a, b, G it implies."""
+        return {**asdict(law), **asdict(self.allocation(law))}
 
 
 def _fit_without_e(params, tokens, loss, **options):

@@ -1,7 +1,8 @@
-"""`fit_report`: every law of this package fit to one table of points, gathered in a `FitReport`.
+"""`fit_report`: every law of this package fit to one table of points, gathered in a `FitReport`
+(`fitreport.py`).
 
 The Chinchilla law is always fit, and too few points for it is an InputError. The law that predicts
-(held-out points, compute-optimal models, laws.json) is one of the joint forms of `joint.py`: the
+(held-out points, compute-optimal models, laws.json) is one of the joint forms of `forms/joint.py`: the
 one asked for, or with `form="auto"` the one that extrapolated best in the rollout check
 (`rollout.py`). Its intervals come from its parametric bootstrap (`bootstrap.py`): `interval` is a
 95% prediction interval for a run's loss, `ci` the law's own (parameter) uncertainty. Every part
@@ -18,28 +19,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 
 import numpy as np
 import pandas as pd
 
-from sweep.errors import InputError
-from sweep.errors import shown
+from sweep.errors import InputError, shown
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.allocation import DEFAULT_COMPUTE_TOLERANCE, EmpiricalAllocation, fit_approach1, fit_isoflop
-from sweep.laws.bootstrap import LawSamples, parametric_bootstrap, why_no_interval
-from sweep.laws.chinchilla import N_PARAMETERS as CHINCHILLA_PARAMETERS
-from sweep.laws.chinchilla import ChinchillaFit
-from sweep.laws.cost import RESOURCES, SCALES, CostFit, fit_cost
+from sweep.laws.bootstrap import LawSamples, intervals, parametric_bootstrap, why_no_interval
 from sweep.laws.degradation import DegradationLaws, fit_all
-from sweep.columns import describe
-from sweep.laws.forms import ChinchillaParams, power_law, quiet_floats
-from sweep.laws.huber import MAX_EXPONENT
-from sweep.laws.joint import FORMS, JointFit, JointForm, LawParams
-from sweep.laws.powerlaw import VARIABLES, PowerLawFit, fit_power_law, points_for
+from sweep.laws.fitreport import FitReport, HoldoutPoint, LawChoice
+from sweep.laws.forms.chinchilla import N_PARAMETERS as CHINCHILLA_PARAMETERS
+from sweep.laws.forms.chinchilla import ChinchillaFit
+from sweep.laws.forms.cost import RESOURCES, SCALES, CostFit, fit_cost
+from sweep.laws.forms.equations import power_law, quiet_floats
+from sweep.laws.forms.huber import MAX_EXPONENT
+from sweep.laws.forms.joint import FORMS, JointFit, JointForm, LawParams
+from sweep.laws.forms.powerlaw import VARIABLES, PowerLawFit, fit_power_law, points_for
 from sweep.laws.predict import ComputeOptimalPrediction, Laws, predict_compute_optimal, predict_loss_at
 from sweep.laws.rollout import Rollout, choose_form, rollout
-from sweep.laws.table import Excluded, FitTable
+from sweep.laws.table import FitTable
 
 # Without explicit budgets the report predicts at the largest C in the data and 10x, 100x beyond it.
 PREDICTION_MULTIPLES = (1.0, 10.0, 100.0)
@@ -49,190 +49,6 @@ POWER_LAW_PARAMETERS = 3  # E, A, α
 # right form misses by about s plus what its fit on fewer points gets wrong extrapolating (~1-1.5 s
 # on synthetic sweeps); well beyond that, the form itself extrapolates badly.
 ROLLOUT_WARNING_RATIO = 3.0
-
-
-@dataclass(frozen=True)
-class HoldoutPoint:
-    params: float
-    tokens: float
-    flops: float
-    loss: float  # measured
-    predicted_loss: float  # by the chosen law, fit without this point
-    relative_error: float  # (predicted - measured) / measured
-    interval: tuple[float, float] | None  # 95% prediction interval: where the measured loss should fall
-    ci: tuple[float, float] | None  # 95% interval of the law's value alone (its parameters' uncertainty)
-    why: str | None  # why interval or ci is None
-    predicted_loss_flops_law: float | None  # L(C) = E + A·C^-α, when it could be fit
-    relative_error_flops_law: float | None
-
-
-@dataclass(frozen=True)
-class LawChoice:
-    """Which joint form predicts, and why; the scale of the data's scatter around it."""
-
-    form: str
-    chosen_by: str  # "rollout" (lowest rollout error), "--form" (asked for) or "default" (no rollout folds)
-    noise_scale: float | None  # s, the residual scale in log loss (0.01 ≈ 1%); None without the bootstrap
-    residual_dof: int | None  # n - p
-    n_bootstrap: int  # usable bootstrap refits
-
-
-@dataclass(frozen=True)
-class FitReport:
-    points: pd.DataFrame  # the points fit, one per (N, D), see `table.FitTable`
-    held_out: pd.DataFrame  # the highest-compute points left out of every fit
-    excluded: tuple[Excluded, ...]
-    aggregate: str
-    compute_tolerance: float  # how runs were grouped into compute levels
-    chinchilla: ChinchillaFit
-    chinchilla_samples: tuple[ChinchillaParams, ...]  # its bootstrap refits
-    joint: Mapping[str, JointFit]  # every joint form that could be fit, by name (chinchilla among them)
-    joint_intervals: Mapping[str, Mapping[str, tuple[float, float] | None]]  # 95%, for bootstrapped forms
-    choice: LawChoice
-    rollout: Rollout | None
-    laws: Laws  # the chosen law with its bootstrap: what laws.json keeps for prediction
-    power_laws: Mapping[str, PowerLawFit]  # by variable; those that could be fit
-    power_law_samples: Mapping[str, Mapping[str, np.ndarray]]  # by variable, then parameter
-    approach1: EmpiricalAllocation | None
-    isoflop: EmpiricalAllocation | None
-    cost: Mapping[str, Mapping[str, CostFit]]  # by resource, then scale
-    holdout: tuple[HoldoutPoint, ...]
-    predictions: tuple[ComputeOptimalPrediction, ...]
-    degradation: DegradationLaws  # one law per compression variant the points have δ for
-    skipped: Mapping[str, str]  # part ("isoflop", "cost.wall_s", ...) -> why it was not fit
-    warnings: tuple[str, ...]
-
-    @property
-    def chinchilla_intervals(self) -> Mapping[str, tuple[float, float] | None] | None:
-        return self.joint_intervals.get("chinchilla")
-
-    def to_json(self) -> dict:
-        return _json_safe(
-            {
-                "n_points": len(self.points),
-                "n_runs": int(self.points["n_runs"].sum()),
-                "excluded": [asdict(excluded) for excluded in self.excluded],
-                "conventions": {
-                    "params": self.laws.params_convention,
-                    "flops": self.laws.flops_source,
-                    "aggregate": self.aggregate,
-                    "compute_tolerance": self.compute_tolerance,
-                },
-                "law": {
-                    **asdict(self.choice),
-                    "formula": FORMS[self.choice.form].formula,
-                    "n_parameters": FORMS[self.choice.form].n_parameters,
-                    "why": self.laws.why,
-                },
-                **{name: self._joint_json(name) for name in FORMS},
-                "rollout": None if self.rollout is None else _rollout_json(self.rollout),
-                "power_laws": {variable: self._power_law_json(variable) for variable in VARIABLES},
-                "approach1": _allocation_json(self.approach1, "optima"),
-                "isoflop": _allocation_json(self.isoflop, "minima"),
-                "cost": {
-                    resource: {scale: {**asdict(fit.law), "n_points": fit.n_points} for scale, fit in by_scale.items()}
-                    or None
-                    for resource, by_scale in self.cost.items()
-                },
-                "holdout": [asdict(point) for point in self.holdout],
-                "predictions": [prediction.to_json() for prediction in self.predictions],
-                **({"degradation": self._degradation_json()} if self.degradation.variants else {}),
-                "skipped": dict(self.skipped),
-                "warnings": list(self.warnings),
-            }
-        )
-
-    def _degradation_json(self) -> dict:
-        """Per variant its fit, or what it is and why it has no law."""
-        fits, why_not = self.degradation.fits, self.degradation.why_not
-        return {
-            variant: fits[variant].to_json() if variant in fits
-            else {"variant": variant, "what": describe(variant), "why": why_not[variant]}
-            for variant in self.degradation.variants
-        }
-
-    def _joint_json(self, name: str) -> dict | None:
-        fit = self.joint.get(name)
-        if fit is None:
-            return None
-        n_bootstrap = len(self.chinchilla_samples) if name == "chinchilla" else None
-        if name == self.choice.form:
-            n_bootstrap = self.choice.n_bootstrap
-        return {
-            "formula": FORMS[name].formula,
-            "n_parameters": FORMS[name].n_parameters,
-            **_law_values(FORMS[name], fit.params),
-            "huber_objective": fit.objective,
-            "converged": fit.converged,
-            "n_points": fit.n_points,
-            "n_bootstrap": n_bootstrap,
-            "ci": self.joint_intervals.get(name),
-        }
-
-    def _power_law_json(self, variable: str) -> dict | None:
-        fit = self.power_laws.get(variable)
-        if fit is None:
-            return None
-        samples = self.power_law_samples.get(variable)
-        return {
-            **asdict(fit.saturating),
-            "pure": {"A": fit.pure.A, "alpha": fit.pure.alpha},
-            "n_points": fit.n_points,
-            "ci": _intervals(samples) if samples else None,
-        }
-
-
-def _law_values(form: JointForm, law: LawParams) -> dict[str, float]:
-    """The law's parameters and the allocation a, b, G it implies."""
-    return {**asdict(law), **asdict(form.allocation(law))}
-
-
-def _intervals(samples: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float] | None]:
-    """95% intervals by name; None where the samples give none (see `bootstrap.why_no_interval`)."""
-    return {
-        name: None if why_no_interval(values) else bootstrapping.interval(values) for name, values in samples.items()
-    }
-
-
-def _rollout_json(result: Rollout) -> dict:
-    return {
-        "n_folds": result.n_folds,
-        "min_fitted": result.min_fitted,
-        "last_fold_extrapolation": result.last_fold_extrapolation,
-        "forms": {name: asdict(summary) for name, summary in result.forms.items()},
-        "predictions": [asdict(prediction) for prediction in result.predictions],
-    }
-
-
-def _allocation_json(allocation: EmpiricalAllocation | None, optima_key: str) -> dict | None:
-    if allocation is None:
-        return None
-    optima = [
-        {key: value for key, value in asdict(optimum).items() if value is not None} for optimum in allocation.optima
-    ]
-    return {
-        "a": allocation.a,
-        "b": allocation.b,
-        "params_coefficient": allocation.params_coefficient,
-        "tokens_coefficient": allocation.tokens_coefficient,
-        optima_key: optima,
-    }
-
-
-def _json_safe(value):
-    """Plain Python for json.dump: numpy numbers become floats, tuples lists, and NaN or inf (a value
-    that could not be computed, e.g. G when α + β = 0) becomes null, since JSON has neither."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 @quiet_floats
@@ -257,47 +73,24 @@ def fit_report(
         raise InputError(f"--bootstrap must be 0 or more, got {bootstrap}")
     if form not in FORM_CHOICES:
         raise InputError(f"--form must be one of {', '.join(FORM_CHOICES)}, got {shown(form)}")
-    _check_holdout(len(table.points), holdout)
-    n_points = len(table.points)
-    points = table.points.iloc[: n_points - holdout].reset_index(drop=True)  # sorted by flops
-    held_out = table.points.iloc[n_points - holdout :].reset_index(drop=True)
-    params, tokens, loss = (points[column].to_numpy() for column in ("params", "tokens", "loss"))
+    points, held_out = _split_off_holdout(table.points, holdout)
     skipped: dict[str, str] = {}
     warnings: list[str] = list(table.warnings)
 
-    joint = {
-        name: fit
-        for name, joint_form in FORMS.items()
-        if (fit := _or_skip(name, skipped, _finite_fit, joint_form, params, tokens, loss)) is not None
-    }
-    if "chinchilla" not in joint:
-        raise InputError(skipped["chinchilla"])
+    joint = _fit_joint_forms(points, skipped)
     rolled = None
     if form == "auto" or with_rollout:
         rolled = _or_skip("rollout", skipped, rollout, points, compute_tolerance)
     chosen, chosen_by = _choose(form, rolled, joint, skipped, warnings)
-
-    law_samples: dict[str, LawSamples] = {}
-    laws_by_form: dict[str, Laws] = {}
-    for name in dict.fromkeys(["chinchilla", chosen]):  # the Chinchilla table's intervals, and the chosen law's
-        laws_by_form[name], samples = bootstrapped_laws(
-            FORMS[name], joint[name], points, bootstrap, seed, table.params_convention, table.flops_source
-        )
-        if samples is not None:
-            law_samples[name] = samples
-            if samples.n_failed:
-                warnings.append(
-                    f"{samples.n_failed} of {bootstrap} bootstrap refits of the {name} law failed (a coefficient ran "
-                    "off to infinity); intervals use the rest"
-                )
-        if laws_by_form[name].why:
-            skipped[f"{name}.ci"] = laws_by_form[name].why
+    # The Chinchilla table's intervals, and the chosen law's.
+    laws_by_form, law_samples = _bootstrap_forms(
+        ["chinchilla", chosen], joint, points, table, bootstrap, seed, skipped, warnings
+    )
     laws = laws_by_form[chosen]
     joint_intervals = {
         name: _law_intervals(FORMS[name], samples.laws) for name, samples in law_samples.items() if samples.laws
     }
-    chinchilla = joint["chinchilla"]
-    warnings += _chinchilla_warnings(chinchilla, joint_intervals.get("chinchilla"))
+    warnings += _chinchilla_warnings(joint["chinchilla"], joint_intervals.get("chinchilla"))
     choice = LawChoice(
         form=chosen,
         chosen_by=chosen_by,
@@ -307,24 +100,17 @@ def fit_report(
     )
     warnings += _rollout_warnings(rolled, choice)
     power_laws, power_law_samples = _fit_power_laws(points, bootstrap, seed, skipped)
-
-    approach1 = _or_skip("approach1", skipped, fit_approach1, points, compute_tolerance)
-    isoflop = _or_skip("isoflop", skipped, fit_isoflop, points, compute_tolerance)
-    for allocation in (approach1, isoflop):
-        warnings += list(allocation.warnings) if allocation else []
-
+    approach1, isoflop = _fit_allocations(points, compute_tolerance, skipped, warnings)
     budgets = prediction_flops or [points["flops"].max() * multiple for multiple in PREDICTION_MULTIPLES]
     predictions = _or_skip("predictions", skipped, _predictions, laws, budgets)
-    degradation = fit_all(points, bootstrap, seed)
-    skipped.update({f"degradation.{variant}": why for variant, why in degradation.why_not.items()})
-    skipped.update({f"degradation.{variant}.ci": fit.why for variant, fit in degradation.fits.items() if fit.why})
+    degradation = _fit_degradation(points, bootstrap, seed, skipped)
     return FitReport(
         points=points,
         held_out=held_out,
         excluded=table.excluded,
         aggregate=table.aggregate,
         compute_tolerance=compute_tolerance,
-        chinchilla=chinchilla,
+        chinchilla=joint["chinchilla"],
         chinchilla_samples=laws_by_form["chinchilla"].samples,
         joint=joint,
         joint_intervals=joint_intervals,
@@ -341,6 +127,16 @@ def fit_report(
         degradation=degradation,
         skipped=skipped,
         warnings=tuple(warnings),
+    )
+
+
+def _split_off_holdout(points: pd.DataFrame, holdout: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the points to fit, the `holdout` highest-compute ones to predict): `points` are sorted by flops."""
+    _check_holdout(len(points), holdout)
+    n_points = len(points)
+    return (
+        points.iloc[: n_points - holdout].reset_index(drop=True),
+        points.iloc[n_points - holdout :].reset_index(drop=True),
     )
 
 
@@ -369,6 +165,42 @@ def _finite_fit(form: JointForm, params, tokens, loss) -> JointFit:
         raise InputError(f"the {form.name} fit ran off to infinity ({', '.join(off)}): these points do not "
                          "determine it")
     return fit
+
+
+def _fit_joint_forms(points: pd.DataFrame, skipped: dict[str, str]) -> dict[str, JointFit]:
+    """Every joint form that can be fit on `points`, by name; without the Chinchilla law, no report."""
+    params, tokens, loss = (points[column].to_numpy() for column in ("params", "tokens", "loss"))
+    joint = {
+        name: fit
+        for name, joint_form in FORMS.items()
+        if (fit := _or_skip(name, skipped, _finite_fit, joint_form, params, tokens, loss)) is not None
+    }
+    if "chinchilla" not in joint:
+        raise InputError(skipped["chinchilla"])
+    return joint
+
+
+def _bootstrap_forms(
+    names: Sequence[str], joint: Mapping[str, JointFit], points: pd.DataFrame, table: FitTable, bootstrap: int,
+    seed: int, skipped: dict[str, str], warnings: list[str],
+) -> tuple[dict[str, Laws], dict[str, LawSamples]]:
+    """`Laws` for each form in `names`, and the bootstrap samples of those that have them."""
+    law_samples: dict[str, LawSamples] = {}
+    laws_by_form: dict[str, Laws] = {}
+    for name in dict.fromkeys(names):
+        laws_by_form[name], samples = bootstrapped_laws(
+            FORMS[name], joint[name], points, bootstrap, seed, table.params_convention, table.flops_source
+        )
+        if samples is not None:
+            law_samples[name] = samples
+            if samples.n_failed:
+                warnings.append(
+                    f"{samples.n_failed} of {bootstrap} bootstrap refits of the {name} law failed (a coefficient ran "
+                    "off to infinity); intervals use the rest"
+                )
+        if laws_by_form[name].why:
+            skipped[f"{name}.ci"] = laws_by_form[name].why
+    return laws_by_form, law_samples
 
 
 def bootstrapped_laws(
@@ -430,9 +262,9 @@ def _rollout_warnings(rolled: Rollout | None, choice: LawChoice) -> list[str]:
 
 def _law_intervals(form: JointForm, samples: Sequence[LawParams]) -> dict[str, tuple[float, float] | None]:
     """95% intervals of the law's fitted parameters and the allocation a, b, G they imply."""
-    values = [_law_values(form, sample) for sample in samples]
+    values = [form.values(sample) for sample in samples]
     names = [*form.names, *(field.name for field in fields(form.allocation(samples[0])))]
-    return _intervals({name: np.array([value[name] for value in values]) for name in names})
+    return intervals({name: np.array([value[name] for value in values]) for name in names})
 
 
 # Intervals wider than this factor (for E, A, B) mean the sweep does not pin the law down.
@@ -490,6 +322,25 @@ def _fit_power_laws(points: pd.DataFrame, bootstrap: int, seed: int, skipped: di
         if why:
             skipped[f"power_laws.{variable}.ci"] = why
     return laws, samples
+
+
+def _fit_allocations(
+    points: pd.DataFrame, compute_tolerance: float, skipped: dict[str, str], warnings: list[str]
+) -> tuple[EmpiricalAllocation | None, EmpiricalAllocation | None]:
+    """Hoffmann et al.'s Approaches 1 and 2 (IsoFLOP), each None when it cannot be fit."""
+    approach1 = _or_skip("approach1", skipped, fit_approach1, points, compute_tolerance)
+    isoflop = _or_skip("isoflop", skipped, fit_isoflop, points, compute_tolerance)
+    for allocation in (approach1, isoflop):
+        warnings += list(allocation.warnings) if allocation else []
+    return approach1, isoflop
+
+
+def _fit_degradation(points: pd.DataFrame, bootstrap: int, seed: int, skipped: dict[str, str]) -> DegradationLaws:
+    """A law per compression variant the points have δ for; why not, or why no interval, under `skipped`."""
+    degradation = fit_all(points, bootstrap, seed)
+    skipped.update({f"degradation.{variant}": why for variant, why in degradation.why_not.items()})
+    skipped.update({f"degradation.{variant}.ci": fit.why for variant, fit in degradation.fits.items() if fit.why})
+    return degradation
 
 
 def _predictions(laws: Laws, budgets: Sequence[float]) -> tuple[ComputeOptimalPrediction, ...]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sweep.laws.forms import ChinchillaParams
-from sweep.laws.huber import (
+from sweep.laws.forms.equations import ChinchillaParams
+from sweep.laws.forms.huber import (
     HUBER_DELTA,
     SMALLEST_POSITIVE,
     PowerSumObjective,

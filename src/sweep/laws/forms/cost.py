@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sweep.errors import InputError
-from sweep.laws.forms import CostLaw
+from sweep.laws.forms.equations import CostLaw
 from sweep.laws.table import require_points
 
 RESOURCES = ("wall_s", "peak_mem_bytes", "flops")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from sweep.laws.forms import KaplanParams
-from sweep.laws.huber import HUBER_DELTA, MAX_EXPONENT, best_starts, huber, huber_slope, minimize_from_starts
+from sweep.laws.forms.equations import KaplanParams
+from sweep.laws.forms.huber import HUBER_DELTA, MAX_EXPONENT, best_starts, huber, huber_slope, minimize_from_starts
 from sweep.laws.table import require_points
 
 N_PARAMETERS = 4

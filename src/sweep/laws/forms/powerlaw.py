@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sweep.laws.forms import PowerLaw
-from sweep.laws.huber import SMALLEST_POSITIVE, PowerSumObjective, best_starts, minimize_from_starts
+from sweep.laws.forms.equations import PowerLaw
+from sweep.laws.forms.huber import SMALLEST_POSITIVE, PowerSumObjective, best_starts, minimize_from_starts
 from sweep.laws.table import require_points
 
 VARIABLES = ("params", "tokens", "flops")

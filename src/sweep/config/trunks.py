@@ -17,7 +17,7 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sweep.config import RunSpec
+from sweep.config.spec import RunSpec
 from sweep.model.flops import flops_per_token
 
 

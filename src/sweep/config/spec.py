@@ -1,0 +1,118 @@
+"""`RunSpec`: one point of the grid, fully resolved, and its identity: the run id a store names it by
+and, under wsd, the id of the trunk it branches from."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sweep.config.sections import DataConfig, EvalConfig, TrainConfig
+from sweep.model.flops import flops_per_token
+from sweep.model.shape import ModelShape
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One point of the grid, fully resolved: everything that decides its result."""
+
+    sweep: str
+    shape: ModelShape
+    tokens: int
+    seed: int
+    lr: float
+    train: TrainConfig  # train.lr holds the resolved number too
+    data: DataConfig
+    corpus_sha256: str = ""
+    warmup_steps: int = 0  # wsd: warmup shared by every branch of a trunk; cosine: 0 (a share of its own steps)
+    eval: EvalConfig = EvalConfig()
+
+    def __post_init__(self):
+        if self.train.schedule == "wsd" and not 0 <= self.warmup_steps <= self.branch_step:
+            raise ValueError(f"wsd run {self.shape.name} at {self.tokens} tokens: warmup of {self.warmup_steps} steps "
+                             f"runs past its branch point at step {self.branch_step}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps: the token budget in whole batches."""
+        return max(1, round(self.tokens / self.train.batch_tokens))
+
+    @property
+    def branch_step(self) -> int:
+        """wsd: the step at which this budget's cooldown starts, where its branch leaves the trunk."""
+        if self.train.schedule != "wsd":
+            return 0
+        return self.steps - round(self.train.cooldown * self.steps)
+
+    @property
+    def flops(self) -> int:
+        """6·N·D of this run's budget, N non-embedding: the cost sweeps are ordered and shown by."""
+        return flops_per_token(self.shape, "6n") * self.tokens
+
+    def identity(self) -> dict:
+        """The fields that decide the result. Thread count, checkpoint interval, compiling, micro-batching,
+        training across processes and device change rounding, not what is trained, trackers only
+        watch it, and `eval` measures copies of the final weights, so running the same config again
+        elsewhere skips what is done. The schedule's fields enter only for wsd, so cosine runs keep the
+        ids they had before schedules existed."""
+        identity = self.to_dict()
+        identity.pop("eval")
+        for how_not_what in ("threads", "checkpoint_every", "compile", "micro_batch_tokens", "ddp", "log"):
+            identity["train"].pop(how_not_what)
+        # What text was read and how it was tokenised is in corpus_sha256 (`data.load_corpus`); these
+        # fields enter only where they name a tokenizer, so byte-level runs keep the ids they had.
+        for in_the_hash in ("text_field", "malformed"):
+            identity["data"].pop(in_the_hash)
+        if self.data.tokenizer == "bytes":
+            identity["data"].pop("tokenizer")
+        if self.data.order == "random":  # runs from before `data.order` keep their ids
+            identity["data"].pop("order")
+        if self.train.schedule == "cosine":
+            for wsd_only in ("schedule", "cooldown", "decay"):
+                identity["train"].pop(wsd_only)
+            identity.pop("warmup_steps")
+        return identity
+
+    @property
+    def run_id(self) -> str:
+        """Readable prefix plus a hash of `identity()`."""
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
+        return f"{self.shape.name}-D{_short_number(self.tokens)}-s{self.seed}-{digest[:8]}"
+
+    @property
+    def trunk_id(self) -> str:
+        """wsd: the trunk this run branches from, shared by every budget of one (shape, seed, lr):
+        the identity less what only the cooldown uses (its length, shape and floor, the evaluations)."""
+        identity = self.identity()
+        identity.pop("tokens")
+        for branch_only in ("cooldown", "decay", "min_lr_ratio", "evals"):
+            identity["train"].pop(branch_only)
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        return f"trunk-{self.shape.name}-s{self.seed}-{digest[:8]}"
+
+
+def _short_number(value: float) -> str:
+    mantissa, exponent = f"{value:.3e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
+def spec_from_dict(record: dict) -> RunSpec:
+    """Inverse of `RunSpec.to_dict`, for specs read back from the store. A spec written before
+    schedules existed was trained with cosine decay."""
+    train = {"schedule": "cosine", **record["train"]}
+    return RunSpec(
+        sweep=record["sweep"],
+        shape=ModelShape(**record["shape"]),
+        tokens=record["tokens"],
+        seed=record["seed"],
+        lr=record["lr"],
+        train=TrainConfig(**train),
+        data=DataConfig(**record["data"]),
+        corpus_sha256=record.get("corpus_sha256", ""),
+        warmup_steps=record.get("warmup_steps", 0),
+        eval=EvalConfig(**record.get("eval", {})),
+    )

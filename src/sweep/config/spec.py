@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sweep.config.sections import DataConfig, EvalConfig, TrainConfig
+from sweep.config.sections import (BRANCH_ONLY, NEVER, UNLESS_DEFAULT, WSD_ONLY, DataConfig, EvalConfig,
+                                   TrainConfig)
 from sweep.model.flops import flops_per_token
 from sweep.model.shape import ModelShape
 
@@ -19,14 +20,15 @@ class RunSpec:
 
     sweep: str
     shape: ModelShape
-    tokens: int
+    tokens: int = field(metadata=BRANCH_ONLY)  # a trunk serves every budget of its size
     seed: int
     lr: float
     train: TrainConfig  # train.lr holds the resolved number too
     data: DataConfig
     corpus_sha256: str = ""
-    warmup_steps: int = 0  # wsd: warmup shared by every branch of a trunk; cosine: 0 (a share of its own steps)
-    eval: EvalConfig = EvalConfig()
+    # wsd: warmup shared by every branch of a trunk; cosine: 0 (a share of its own steps)
+    warmup_steps: int = field(default=0, metadata={"identity": WSD_ONLY})
+    eval: EvalConfig = field(default=EvalConfig(), metadata={"identity": NEVER})
 
     def __post_init__(self):
         if self.train.schedule == "wsd" and not 0 <= self.warmup_steps <= self.branch_step:
@@ -54,28 +56,14 @@ class RunSpec:
         return flops_per_token(self.shape, "6n") * self.tokens
 
     def identity(self) -> dict:
-        """The fields that decide the result. Thread count, checkpoint interval, compiling, micro-batching,
+        """The fields that decide the result, by each field's "identity" metadata (`sections.NEVER`,
+        `WSD_ONLY`, `UNLESS_DEFAULT`). Thread count, checkpoint interval, compiling, micro-batching,
         training across processes and device change rounding, not what is trained, trackers only
         watch it, and `eval` measures copies of the final weights, so running the same config again
         elsewhere skips what is done. The schedule's fields enter only for wsd, so cosine runs keep the
         ids they had before schedules existed."""
-        identity = self.to_dict()
-        identity.pop("eval")
-        for how_not_what in ("threads", "checkpoint_every", "compile", "micro_batch_tokens", "ddp", "log"):
-            identity["train"].pop(how_not_what)
-        # What text was read and how it was tokenised is in corpus_sha256 (`data.load_corpus`); these
-        # fields enter only where they name a tokenizer, so byte-level runs keep the ids they had.
-        for in_the_hash in ("text_field", "malformed"):
-            identity["data"].pop(in_the_hash)
-        if self.data.tokenizer == "bytes":
-            identity["data"].pop("tokenizer")
-        if self.data.order == "random":  # runs from before `data.order` keep their ids
-            identity["data"].pop("order")
-        if self.train.schedule == "cosine":
-            for wsd_only in ("schedule", "cooldown", "decay"):
-                identity["train"].pop(wsd_only)
-            identity.pop("warmup_steps")
-        return identity
+        wsd = self.train.schedule == "wsd"
+        return _without(self, self.to_dict(), lambda f, value: not _decides(f, value, wsd))
 
     @property
     def run_id(self) -> str:
@@ -87,12 +75,29 @@ class RunSpec:
     def trunk_id(self) -> str:
         """wsd: the trunk this run branches from, shared by every budget of one (shape, seed, lr):
         the identity less what only the cooldown uses (its length, shape and floor, the evaluations)."""
-        identity = self.identity()
-        identity.pop("tokens")
-        for branch_only in ("cooldown", "decay", "min_lr_ratio", "evals"):
-            identity["train"].pop(branch_only)
+        identity = _without(self, self.identity(), lambda f, value: f.metadata.get("branch_only", False))
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         return f"trunk-{self.shape.name}-s{self.seed}-{digest[:8]}"
+
+
+def _decides(f: dataclasses.Field, value, wsd: bool) -> bool:
+    """Whether field `f`, holding `value`, enters the run id of a spec under wsd or not."""
+    rule = f.metadata.get("identity")
+    return not (rule == NEVER or (rule == WSD_ONLY and not wsd) or (rule == UNLESS_DEFAULT and value == f.default))
+
+
+def _without(section, record: dict, left_out) -> dict:
+    """`record`, `section` as a dict, less each field (of nested sections too) that `left_out(field,
+    value)` names; a field already gone stays gone."""
+    for f in dataclasses.fields(section):
+        if f.name not in record:
+            continue
+        value = getattr(section, f.name)
+        if left_out(f, value):
+            del record[f.name]
+        elif dataclasses.is_dataclass(value):
+            _without(value, record[f.name], left_out)
+    return record
 
 
 def _short_number(value: float) -> str:

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -212,3 +213,10 @@ def test_flops_budgets_make_isoflop_groups():
     raw["tokens"] = [8192]
     with pytest.raises(ConfigError, match="give exactly one of 'tokens'"):
         parse_config(raw)
+
+
+def test_a_run_spec_trains_at_one_resolved_learning_rate():
+    spec = expand(parse_config(tiny_config("stdlib")))[0]
+    assert spec.lr == spec.train.lr == 0.01 and spec.to_dict()["lr"] == 0.01
+    with pytest.raises(ValueError, match="train.lr must be the one learning rate"):
+        dataclasses.replace(spec, train=dataclasses.replace(spec.train, lr=(1e-3, 2e-3)))

@@ -33,6 +33,6 @@ def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) 
             warmup_steps = wsd_warmup_steps(config.train, size_tokens)
         for lr, seed in itertools.product(lrs, config.seeds):
             train = dataclasses.replace(config.train, lr=lr)
-            specs.append(RunSpec(config.name, shape, tokens, seed, lr, train, config.data, corpus_sha256, warmup_steps,
+            specs.append(RunSpec(config.name, shape, tokens, seed, train, config.data, corpus_sha256, warmup_steps,
                                  config.eval))
     return specs

@@ -22,8 +22,7 @@ class RunSpec:
     shape: ModelShape
     tokens: int = field(metadata=BRANCH_ONLY)  # a trunk serves every budget of its size
     seed: int
-    lr: float
-    train: TrainConfig  # train.lr holds the resolved number too
+    train: TrainConfig  # train.lr: the one learning rate this run trains at, resolved (`lr` reads it)
     data: DataConfig
     corpus_sha256: str = ""
     # wsd: warmup shared by every branch of a trunk; cosine: 0 (a share of its own steps)
@@ -31,12 +30,22 @@ class RunSpec:
     eval: EvalConfig = field(default=EvalConfig(), metadata={"identity": NEVER})
 
     def __post_init__(self):
+        if isinstance(self.train.lr, bool) or not isinstance(self.train.lr, (int, float)):
+            raise ValueError(f"run {self.shape.name} at {self.tokens} tokens: train.lr must be the one learning rate "
+                             f"it trains at, a number; got {self.train.lr!r}")
         if self.train.schedule == "wsd" and not 0 <= self.warmup_steps <= self.branch_step:
             raise ValueError(f"wsd run {self.shape.name} at {self.tokens} tokens: warmup of {self.warmup_steps} steps "
                              f"runs past its branch point at step {self.branch_step}")
 
+    @property
+    def lr(self) -> float:
+        """The peak learning rate this run trains at: `train.lr`, resolved from the config's grid or rule."""
+        return self.train.lr
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """What spec.json stores. The rate appears at the top level too, as in every spec.json written
+        when RunSpec held it twice; `identity` hashes it there, so the run ids stay what they were."""
+        return {**dataclasses.asdict(self), "lr": self.lr}
 
     @property
     def steps(self) -> int:
@@ -107,14 +116,14 @@ def _short_number(value: float) -> str:
 
 def spec_from_dict(record: dict) -> RunSpec:
     """Inverse of `RunSpec.to_dict`, for specs read back from the store. A spec written before
-    schedules existed was trained with cosine decay."""
-    train = {"schedule": "cosine", **record["train"]}
+    schedules existed was trained with cosine decay. The rate is the top-level "lr": the one a run
+    trained at when RunSpec held it beside `train.lr`, which every spec.json has."""
+    train = {"schedule": "cosine", **record["train"], "lr": record["lr"]}
     return RunSpec(
         sweep=record["sweep"],
         shape=ModelShape(**record["shape"]),
         tokens=record["tokens"],
         seed=record["seed"],
-        lr=record["lr"],
         train=TrainConfig(**train),
         data=DataConfig(**record["data"]),
         corpus_sha256=record.get("corpus_sha256", ""),

@@ -220,3 +220,9 @@ def test_a_run_spec_trains_at_one_resolved_learning_rate():
     assert spec.lr == spec.train.lr == 0.01 and spec.to_dict()["lr"] == 0.01
     with pytest.raises(ValueError, match="train.lr must be the one learning rate"):
         dataclasses.replace(spec, train=dataclasses.replace(spec.train, lr=(1e-3, 2e-3)))
+
+
+def test_flops_per_step_is_6n_times_the_batch():
+    for spec in expand(parse_config(tiny_config("stdlib"))):
+        assert spec.flops_per_step == 6 * param_counts(spec.shape).non_embedding * spec.train.batch_tokens
+        assert spec.flops_per_step * spec.steps == spec.flops  # the budgets are whole batches

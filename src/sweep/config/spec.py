@@ -64,6 +64,12 @@ class RunSpec:
         """6·N·D of this run's budget, N non-embedding: the cost sweeps are ordered and shown by."""
         return flops_per_token(self.shape, "6n") * self.tokens
 
+    @property
+    def flops_per_step(self) -> int:
+        """6·N per token × batch_tokens, N non-embedding: the FLOPs of one optimizer step, in the
+        convention of `flops`."""
+        return flops_per_token(self.shape, "6n") * self.train.batch_tokens
+
     def identity(self) -> dict:
         """The fields that decide the result, by each field's "identity" metadata (`sections.NEVER`,
         `WSD_ONLY`, `UNLESS_DEFAULT`). Thread count, checkpoint interval, compiling, micro-batching,

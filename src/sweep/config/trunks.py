@@ -18,7 +18,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sweep.config.spec import RunSpec
-from sweep.model.flops import flops_per_token
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,7 @@ def spent_flops(specs: list[RunSpec]) -> tuple[int, int]:
     separate = sum(spec.flops for spec in specs)
     spent = sum(spec.flops for spec in specs if spec.train.schedule != "wsd")
     for trunk in trunks(specs):
-        template = trunk.branches[0]
-        per_step = flops_per_token(template.shape, "6n") * template.train.batch_tokens
+        per_step = trunk.branches[0].flops_per_step
         spent += per_step * max(trunk.branch_steps)
         spent += sum(per_step * (branch.steps - branch.branch_step) for branch in trunk.branches)
     return spent, separate

@@ -351,12 +351,14 @@ class SweepConfig:
         return min((tokens for _, tokens in pairs), default=None) if len(problems) == before else None
 
     def check_memory(self, memory_bytes: int | None, problems: list[str]) -> None:
-        """Each size's memory from its shape alone (`limits.memory_problem`), before any tensor exists."""
+        """Each size's memory from its shape alone (`limits.memory_problem`), before any tensor exists.
+        Activations are one micro-batch's when `train.micro_batch_tokens` splits the batch."""
         if memory_bytes is None:
             return
         need = need_into(problems)
         axis = "sizes" if self.model.sizes else "params"
         vocab_size = self.data.vocab_size or 256  # text is bytes; an auto-sized .bin vocabulary is known only from the data
         for i, shape in enumerate(model_shapes(self, vocab_size)):
-            problem = limits.memory_problem(shape, self.device, self.train.batch_tokens, memory_bytes)
+            problem = limits.memory_problem(shape, self.device, self.train.batch_tokens, self.train.micro_batch_tokens,
+                                            memory_bytes)
             need(problem is None, f"model.{axis}[{i}]: {shape.name} {problem}")

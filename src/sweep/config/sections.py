@@ -1,10 +1,10 @@
 """The typed, frozen sections of a sweep config, each with the checks of its own keys.
 
 A section's `check(path, problems)` appends every problem it finds, prefixed by its key path, and
-runs once the section is built (`loading.build`), on defaults as on given values; rules that span
-sections are `SweepConfig.check`'s. A field's metadata says which values it takes ("choices") and
-whether it decides a run's result ("identity", read by `RunSpec.identity`): see NEVER, WSD_ONLY and
-UNLESS_DEFAULT below, and "branch_only" for a wsd trunk's id (`RunSpec.trunk_id`).
+runs once the section is built (`loading.parse_config`), on defaults as on given values; rules that
+span sections are `SweepConfig.check`'s. A field's metadata says which values it takes ("choices")
+and whether it decides a run's result ("identity", read by `RunSpec.identity`): see NEVER, WSD_ONLY
+and UNLESS_DEFAULT below, and "branch_only" for a wsd trunk's id (`RunSpec.trunk_id`).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class DataConfig:
     malformed: str = field(default="error", metadata={"choices": MALFORMED, "identity": NEVER})
     # How training windows are drawn (`data.get_batch`): 'random' starts, which overlap and repeat, or
     # 'epoch': the non-overlapping windows in a seeded shuffle, each read once per epoch, which is
-    # what a prequential code length needs (`train.prequential_reason`). Runs from before
+    # what a prequential code length needs (`engine.prequential_reason`). Runs from before
     # `data.order` keep their ids.
     order: str = field(default="random", metadata={"choices": ORDERS, "identity": UNLESS_DEFAULT})
 
@@ -163,7 +163,7 @@ class TrainConfig:
     warmup: float = 0.05  # share of the steps warming up linearly; wsd: of the size's smallest budget
     # the schedule decays to this share of the peak (Hoffmann et al. 2022)
     min_lr_ratio: float = field(default=0.1, metadata=BRANCH_ONLY)
-    # see `train.lr_at`
+    # see `engine.lr_at`
     schedule: str = field(default="wsd", metadata={"choices": SCHEDULES, "identity": WSD_ONLY})
     # wsd: share of each budget's steps spent decaying (Hägele et al. 2024)
     cooldown: float = field(default=0.2, metadata={"identity": WSD_ONLY, **BRANCH_ONLY})
@@ -182,7 +182,7 @@ class TrainConfig:
     # seconds between checkpoints of a run in training; 0 = none
     checkpoint_every: float = field(default=300.0, metadata={"identity": NEVER})
     # Tokens one process runs through forward and backward at a time; 0 = its whole share of the batch.
-    # Gradients accumulate to the unsplit batch's update (`train.accumulate_gradients`), so only memory
+    # Gradients accumulate to the unsplit batch's update (`engine.accumulate_gradients`), so only memory
     # and rounding change: it is left out of the run id.
     micro_batch_tokens: int = field(default=0, metadata={"identity": NEVER})
     # Train each run across the processes torchrun started (`sweep.engine.distributed`): every process takes
@@ -314,7 +314,7 @@ class SweepConfig:
              f"name: {shown(self.name)} must be letters, digits, '_', '-' or '.' (it names a directory)")
         batch, seq_len = self.train.batch_tokens, self.data.seq_len
         shortest = self._shortest_budget(problems)
-        if shortest is not None:  # train.eval_steps spreads the evaluations over the steps
+        if shortest is not None:  # engine.eval_steps spreads the evaluations over the steps
             steps = max(1, round(shortest / batch))
             need(self.train.evals <= steps, f"train.evals: {shown(self.train.evals)} is more than the {steps} optimizer "
                                             f"steps of the shortest run ({shortest:,} tokens); at most one per step")

@@ -1,7 +1,7 @@
 """Trunks and branches: how a warmup-stable-decay sweep trains every budget of a size from one run.
 
 With `train.schedule: wsd` the learning rate of every budget D of one (shape, seed, lr) is the same
-until D's cooldown starts (`train.wsd_lr_at`). So one *trunk* trains at the held peak rate, and its
+until D's cooldown starts (`engine.wsd_lr_at`). So one *trunk* trains at the held peak rate, and its
 exact state (model, optimizer, data position) is saved at each budget's cooldown start, its *branch
 point*. Each budget is then a *branch*: a run that resumes from its branch point and decays over the
 last `cooldown` share of its own steps (Hägele et al. 2024, arXiv 2405.18392, §3; OLMo's WSD-S). A

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, _shape, shape_for_params
+from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, build_shape, shape_for_params
 from sweep.data import get_batch, load_corpus
 from sweep.model.gpt import GPT
 from sweep.model.shape import ModelShape
@@ -72,7 +72,7 @@ def compare_compile(args, corpus) -> None:
 def compare_dtype(args, corpus) -> None:
     for size in args.sizes.split(","):
         layers, width = (int(v) for v in size.split("x"))
-        shape = _shape(ModelConfig(), layers, width, 0, 0, seq_len=256, vocab_size=256)
+        shape = build_shape(ModelConfig(), layers, width, 0, 0, seq_len=256, vocab_size=256)
         model, step = stepper(shape, corpus, args.batch_tokens)
         result = alternate(lambda: step(model, torch.float32), lambda: step(model, torch.bfloat16), args.pairs)
         print(f"{shape.name}: fp32 against bf16 {result}")

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -212,3 +213,30 @@ def test_flops_budgets_make_isoflop_groups():
     raw["tokens"] = [8192]
     with pytest.raises(ConfigError, match="give exactly one of 'tokens'"):
         parse_config(raw)
+
+
+def test_a_run_spec_trains_at_one_resolved_learning_rate():
+    spec = expand(parse_config(tiny_config("stdlib")))[0]
+    assert spec.lr == spec.train.lr == 0.01 and spec.to_dict()["lr"] == 0.01
+    with pytest.raises(ValueError, match="train.lr must be the one learning rate"):
+        dataclasses.replace(spec, train=dataclasses.replace(spec.train, lr=(1e-3, 2e-3)))
+
+
+def test_flops_per_step_is_6n_times_the_batch():
+    for spec in expand(parse_config(tiny_config("stdlib"))):
+        assert spec.flops_per_step == 6 * param_counts(spec.shape).non_embedding * spec.train.batch_tokens
+        assert spec.flops_per_step * spec.steps == spec.flops  # the budgets are whole batches
+
+
+def test_micro_batches_make_a_batch_too_big_to_hold_at_once_fit_in_memory():
+    """Gradients accumulate over micro-batches (`engine.accumulate_gradients`), so a run holds one
+    micro-batch's activations at a time, not the whole batch's: the memory check sizes them so."""
+    raw = tiny_config("stdlib", tokens=[131072], model={"sizes": [{"n_layers": 4, "d_model": 256, "n_heads": 4}]})
+    raw["train"]["batch_tokens"] = 65536  # one batch's activations: about 4.5 GB; 2048 tokens' about 0.14 GB
+    with pytest.raises(ConfigError, match=r"model.sizes\[0\]: L4-d256-h4 needs about 4.5 GB to train .* one batch's"):
+        parse_config(raw, memory_bytes=2**30)
+    raw["train"]["micro_batch_tokens"] = 2048
+    assert parse_config(raw, memory_bytes=2**30).train.micro_batch_tokens == 2048
+    raw["train"]["micro_batch_tokens"] = 32768
+    with pytest.raises(ConfigError, match=r"needs about 2.3 GB to train .* one micro-batch's activations 2.2 GB"):
+        parse_config(raw, memory_bytes=2**30)

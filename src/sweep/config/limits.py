@@ -41,20 +41,22 @@ class MemoryEstimate:
     """Bytes one training run holds at once: a lower estimate, so a refusal is certain."""
 
     states: int  # parameters, gradients, AdamW moments
-    activations: int  # what one batch keeps for the backward pass, logits included
+    activations: int  # what one batch (or micro-batch) keeps for the backward pass, logits included
 
     @property
     def total(self) -> int:
         return self.states + self.activations
 
 
-def training_memory(shape: ModelShape, batch_tokens: int) -> MemoryEstimate:
-    """What training `shape` on batches of `batch_tokens` holds (train.py runs a whole batch at once)."""
+def training_memory(shape: ModelShape, tokens_at_once: int) -> MemoryEstimate:
+    """What training `shape` holds, running `tokens_at_once` through forward and backward at a time: the
+    whole batch, or one micro-batch when `train.micro_batch_tokens` splits it (the engine accumulates
+    their gradients, `engine.accumulate_gradients`, freeing each one's activations before the next)."""
     d_ff_tensors = 3 if shape.activation == "swiglu" else 2
     per_token = (shape.n_layers * (D_MODEL_TENSORS_PER_LAYER * shape.d_model + d_ff_tensors * shape.d_ff)
                  + LOGIT_COPIES * shape.vocab_size)
     return MemoryEstimate(states=BYTES_PER_PARAMETER * param_counts(shape).total,
-                          activations=BYTES_PER_FLOAT * batch_tokens * per_token)
+                          activations=BYTES_PER_FLOAT * tokens_at_once * per_token)
 
 
 def host_build_memory(shape: ModelShape) -> int:
@@ -62,15 +64,18 @@ def host_build_memory(shape: ModelShape) -> int:
     return BYTES_PER_FLOAT * param_counts(shape).total
 
 
-def memory_problem(shape: ModelShape, device: str, batch_tokens: int, memory_bytes: int) -> str | None:
-    """Why `shape` cannot train in `memory_bytes`, or None. A CPU run is checked whole; a CUDA run (or
+def memory_problem(shape: ModelShape, device: str, batch_tokens: int, micro_batch_tokens: int,
+                   memory_bytes: int) -> str | None:
+    """Why `shape` cannot train in `memory_bytes`, or None. A CPU run is checked whole, its activations
+    those of one micro-batch when `micro_batch_tokens` (0 = none) splits the batch; a CUDA run (or
     'auto', which may pick CUDA) for what surely lands on the host, its fp32 weights."""
     beyond = f"more than the {gigabytes(memory_bytes)} of memory on this machine"
     if device == "cpu":
-        needed = training_memory(shape, batch_tokens)
+        needed = training_memory(shape, micro_batch_tokens or batch_tokens)
+        held = "one micro-batch's" if micro_batch_tokens else "one batch's"
         if needed.total > memory_bytes:
             return (f"needs about {gigabytes(needed.total)} to train (weights, gradients and AdamW state "
-                    f"{gigabytes(needed.states)}, one batch's activations {gigabytes(needed.activations)}), {beyond}")
+                    f"{gigabytes(needed.states)}, {held} activations {gigabytes(needed.activations)}), {beyond}")
     elif (host := host_build_memory(shape)) > memory_bytes:
         return f"needs about {gigabytes(host)} of host memory to build its fp32 weights, {beyond}"
     return None

@@ -7,8 +7,7 @@ from typing import Any
 
 import yaml
 
-from sweep.errors import SweepError
-from sweep.errors import cut
+from sweep.errors import SweepError, cut
 
 # A config is a few dozen nodes, nested 4 deep. An alias counts every node it stands for, so a
 # "billion laughs" bomb (9 aliases of 9 aliases ... of a string: 9^9 strings) is refused at once,

@@ -1,7 +1,7 @@
 """Trunks and branches: how a warmup-stable-decay sweep trains every budget of a size from one run.
 
 With `train.schedule: wsd` the learning rate of every budget D of one (shape, seed, lr) is the same
-until D's cooldown starts (`train.wsd_lr_at`). So one *trunk* trains at the held peak rate, and its
+until D's cooldown starts (`engine.wsd_lr_at`). So one *trunk* trains at the held peak rate, and its
 exact state (model, optimizer, data position) is saved at each budget's cooldown start, its *branch
 point*. Each budget is then a *branch*: a run that resumes from its branch point and decays over the
 last `cooldown` share of its own steps (Hägele et al. 2024, arXiv 2405.18392, §3; OLMo's WSD-S). A
@@ -17,8 +17,7 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sweep.config import RunSpec
-from sweep.model.flops import flops_per_token
+from sweep.config.spec import RunSpec
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,7 @@ def spent_flops(specs: list[RunSpec]) -> tuple[int, int]:
     separate = sum(spec.flops for spec in specs)
     spent = sum(spec.flops for spec in specs if spec.train.schedule != "wsd")
     for trunk in trunks(specs):
-        template = trunk.branches[0]
-        per_step = flops_per_token(template.shape, "6n") * template.train.batch_tokens
+        per_step = trunk.branches[0].flops_per_step
         spent += per_step * max(trunk.branch_steps)
         spent += sum(per_step * (branch.steps - branch.branch_step) for branch in trunk.branches)
     return spent, separate

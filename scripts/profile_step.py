@@ -40,7 +40,7 @@ def main() -> None:
     device = torch.device("cpu")
     configure_device(device)
     shape = shape_for_params(int(args.params), ModelConfig(params=(1,)), seq_len=256, vocab_size=256)
-    spec = RunSpec("profile", shape, args.batch_tokens, 0, 3e-3, TrainConfig(batch_tokens=args.batch_tokens),
+    spec = RunSpec("profile", shape, args.batch_tokens, 0, TrainConfig(batch_tokens=args.batch_tokens, lr=3e-3),
                    DataConfig())
     corpus = load_corpus(DataConfig())
     dtype = resolve_dtype("auto", device)

@@ -32,7 +32,7 @@ CPU = torch.device("cpu")
 def stepper(shape: ModelShape, corpus, batch_tokens: int):
     """A model of `shape`, and a function that trains it one step through `module` in `dtype` and
     returns the step's seconds."""
-    spec = RunSpec("ab", shape, batch_tokens, 0, 3e-3, TrainConfig(batch_tokens=batch_tokens), DataConfig())
+    spec = RunSpec("ab", shape, batch_tokens, 0, TrainConfig(batch_tokens=batch_tokens, lr=3e-3), DataConfig())
     model = GPT(shape)
     optimizer = make_optimizer(model, spec, CPU)
     generator = torch.Generator().manual_seed(0)

@@ -102,7 +102,7 @@ def _rank_main(rank: int, port: int, out, single_checkpoint) -> None:
     state = torch.load(single_checkpoint, weights_only=True)
     train(spec, corpus, CPU, **_recording(resumed, out / "never-written.pt"), resume=state)  # starts past it
     wild = dataclasses.replace(spec.train, lr=50.0, grad_clip=0.0, warmup=0.0)
-    diverged = train(dataclasses.replace(spec, lr=50.0, train=wild), corpus, CPU)
+    diverged = train(dataclasses.replace(spec, train=wild), corpus, CPU)
     outcomes = [(run.status, run.steps, run.loss, run.train_loss, run.reason) for run in (result, diverged)]
     torch.save({"fresh": fresh, "resumed": resumed, "outcomes": outcomes}, out / f"rank{rank}.pt")
     dist.destroy_process_group()

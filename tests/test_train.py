@@ -56,7 +56,7 @@ def test_absurd_learning_rate_is_reported_as_diverged(tiny):
     specs, corpus = tiny
     spec = specs[1]
     import dataclasses
-    wild = dataclasses.replace(spec, lr=50.0, train=dataclasses.replace(spec.train, lr=50.0, grad_clip=0.0, warmup=0.0))
+    wild = dataclasses.replace(spec, train=dataclasses.replace(spec.train, lr=50.0, grad_clip=0.0, warmup=0.0))
     result = train(wild, corpus, torch.device("cpu"))
     assert result.status == "diverged"
     assert "training loss" in result.reason and "at step" in result.reason

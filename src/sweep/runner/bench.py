@@ -142,7 +142,7 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
     """Train `shape` for about `seconds` after two warm-up steps; medians per step. `compiling` is a
     `train.compile` setting; compiling happens in the first warm-up step, which `compile_s` reports
     (its time less a timed step's)."""
-    spec = RunSpec("bench", shape, batch_tokens, 0, 3e-3, TrainConfig(batch_tokens=batch_tokens, lr=3e-3,
+    spec = RunSpec("bench", shape, batch_tokens, 0, TrainConfig(batch_tokens=batch_tokens, lr=3e-3,
                    dtype=dtype_name), DataConfig(seq_len=shape.seq_len))
     dtype = resolve_dtype(dtype_name, device)
     configure_device(device)
@@ -252,7 +252,7 @@ def overheads(shape: ModelShape, corpus: Corpus, runs: int = 6) -> dict:
     corpus_s = time.perf_counter() - begin
     begin = time.perf_counter()
     model = GPT(shape)
-    make_optimizer(model, RunSpec("bench", shape, 1, 0, 1e-3, TrainConfig(), DataConfig()), torch.device("cpu"))
+    make_optimizer(model, RunSpec("bench", shape, 1, 0, TrainConfig(lr=1e-3), DataConfig()), torch.device("cpu"))
     build_s = time.perf_counter() - begin
     process_s = statistics.median(starts)
     return {"process_start_s": process_s, "corpus_load_s": corpus_s, "model_build_s": build_s,
@@ -274,7 +274,7 @@ def worker_overhead(shape: ModelShape, corpus: Corpus, runs: int) -> float:
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as root:
         store = Store(root)
         for seed in range(runs + 1):
-            spec = RunSpec("bench", shape, batch, seed, 1e-3, TrainConfig(batch_tokens=batch, schedule="cosine", evals=1),
+            spec = RunSpec("bench", shape, batch, seed, TrainConfig(batch_tokens=batch, lr=1e-3, schedule="cosine", evals=1),
                            DataConfig(seq_len=shape.seq_len, val_tokens=shape.seq_len))
             store.register(spec)
             begin = time.perf_counter()

@@ -36,28 +36,10 @@ from sweep.errors import SweepError
 from sweep.model.flops import param_counts, training_flops
 from sweep.errors import shown
 from sweep import columns as variants
+from sweep.columns import COLUMNS, FINISHED, FLAG_COLUMNS, METRICS_NUMBERS, STATUSES, TEXT_COLUMNS  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     import pandas as pd
-
-STATUSES = ("pending", "running", "done", "failed", "diverged")
-FINISHED = ("done", "failed", "diverged")
-
-COLUMNS = [
-    "run_id", "sweep", "status", "n_layers", "d_model", "n_heads", "d_ff", "params", "params_total",
-    "params_embedding", "tokens", "seed", "lr", "flops", "flops_6nd_total", "flops_attn", "flops_matmul",
-    "loss", "bpb", "train_loss", "epochs", "steps", "schedule", "trunk_id", "branch_step", "wall_s", "tokens_per_s",
-    "peak_mem_bytes", "device", "dtype", "compiled", "attempts", "reason", "order", "prequential_bits",
-    "prequential_bpb", "prequential_reason", "compression_s",
-]
-# Besides these, a run with compressed variants (`eval.quantize`, `eval.prune`) has loss_<v> and
-# delta_<v> for each variant v (q4, p50: `variants.variant_name`), after them.
-# The columns above that hold text or a flag; every other one holds a number. Any may be None.
-TEXT_COLUMNS = ("run_id", "sweep", "status", "schedule", "trunk_id", "device", "dtype", "reason", "order",
-                "prequential_reason")
-FLAG_COLUMNS = ("compiled",)
-# The fields of a metrics row (`train.train`'s `row`) besides its step, all numbers.
-METRICS_NUMBERS = ("tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s")
 
 
 def _number(value) -> bool:

@@ -5,7 +5,7 @@ fitting, nothing about how runs were launched.
 - `atomic`, `files`: files replaced whole and checked when read (JSON objects, the metrics log);
 - `records`: status.json and result.json, checked against the run table's contract (`sweep.columns`);
 - `claims`: fenced claims, so that one runner at a time trains a run;
-- `walk`: where a store's runs are, and the specs registered in it;
+- `walk`: the one walk over a store's runs and trunks, and the specs registered in it;
 - `table`: `load_runs`, the run table as a DataFrame;
 - `status`: the read model of `sweep status`.
 """
@@ -15,10 +15,10 @@ from sweep.store.files import metrics_through, read_json, read_metrics, write_js
 from sweep.store.layout import Store
 from sweep.store.records import run_status
 from sweep.store.table import load_runs, spec_columns
-from sweep.store.walk import run_dirs, store_specs
+from sweep.store.walk import RunDir, read_spec, store_specs, walk
 
 __all__ = [
     "COLUMNS", "FINISHED", "FLAG_COLUMNS", "METRICS_NUMBERS", "STATUSES", "TEXT_COLUMNS",
-    "Store", "run_dirs", "store_specs", "load_runs", "spec_columns",
+    "Store", "RunDir", "walk", "read_spec", "store_specs", "load_runs", "spec_columns",
     "read_json", "write_json", "read_metrics", "metrics_through", "run_status",
 ]

@@ -44,7 +44,7 @@ from sweep.store.claims import CLAIM, is_stale, stale_after_s
 from sweep.store.files import read_json, read_metrics
 from sweep.store.layout import Store
 from sweep.store.records import run_status
-from sweep.store.walk import store_specs
+from sweep.store.walk import directory_kind, store_specs
 
 STATES = ("done", "running", "pending", "failed", "diverged", "stale")
 UNFINISHED = ("running", "pending", "stale")
@@ -59,7 +59,7 @@ def read_status(path: Path, sweep: str | None = None, now: float | None = None) 
     path = Path(path)
     if not path.is_dir():
         raise SweepError(f"run store not found: {path} is not a directory")
-    if any(path.glob("*/spec.json")):  # one sweep's directory, as `sweep ls` accepts
+    if directory_kind(path) == "sweep":  # one sweep's directory, as `sweep ls` accepts
         path, sweep = path.parent, sweep or path.name
     specs = store_specs(path, sweep)
     if not specs:

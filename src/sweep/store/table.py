@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 
 from sweep import columns as variants
 from sweep.columns import COLUMNS
-from sweep.config import RunSpec, spec_from_dict
+from sweep.config import RunSpec
 from sweep.errors import SweepError, shown
 from sweep.model.flops import param_counts, training_flops
 from sweep.store.files import is_number
 from sweep.store.records import status_and_result
-from sweep.store.files import read_json
-from sweep.store.walk import run_dirs
+from sweep.store.walk import RunDir, read_spec, walk
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +52,7 @@ def load_runs(path: str | Path, sweep: str | None = None) -> "pd.DataFrame":
     path = Path(path)
     if not path.is_dir():
         raise SweepError(f"run store not found: {path} is not a directory")
-    rows = [row for run_dir in run_dirs(path) if (row := _run_row(run_dir)) is not None]
+    rows = [row for run in walk(path) if run.kind == "run" and (row := _run_row(run)) is not None]
     measured = sorted({key for row in rows for key in row if key.startswith(VARIANT_PREFIXES)}, key=_variant_order)
     frame = pd.DataFrame(rows, columns=COLUMNS + measured)
     if sweep is not None:
@@ -86,21 +85,21 @@ def _variant_columns(compression, run_dir: Path) -> dict:
     return columns
 
 
-def _run_row(run_dir: Path) -> dict | None:
-    raw_spec = read_json(run_dir / "spec.json")
-    if raw_spec is None:
+def _run_row(run: RunDir) -> dict | None:
+    spec = read_spec(run)
+    if spec is None:
         return None
     try:
-        row = spec_columns(spec_from_dict(raw_spec))
-    except (KeyError, TypeError, ValueError) as err:
-        warnings.warn(f"{run_dir / 'spec.json'}: not a run spec ({err}); skipped")
+        row = spec_columns(spec)
+    except (KeyError, TypeError, ValueError) as err:  # a spec.json whose values have the wrong types
+        warnings.warn(f"{run.spec_file}: not a run spec ({err}); skipped")
         return None
-    status, result, _ = status_and_result(run_dir)
+    status, result, _ = status_and_result(run.path)
     row["attempts"] = status["attempts"]
     row["reason"] = status.get("reason")
     if result is not None:
         row.update({key: result[key] for key in COLUMNS if key in result})
-        row.update(_variant_columns(result.get("compression"), run_dir))
+        row.update(_variant_columns(result.get("compression"), run.path))
     row["status"] = status["status"]
     if row.get("loss") is not None and "bpb" not in row:
         row["bpb"] = row["loss"] / math.log(2)

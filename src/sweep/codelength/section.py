@@ -25,9 +25,9 @@ from sweep.config import spec_from_dict
 from sweep.data import epoch_targets, load_corpus
 from sweep.errors import SweepError
 from sweep.codelength.frontier import BF16_BITS, best_codes, compression_table, frontier, plot_frontier
-from sweep.store import read_json, run_dirs, write_json
+from sweep.store import read_json, walk, write_json
 
-CACHE_DIR = ".coding"  # under the store root, which `store.run_dirs` skips as it does every dot directory
+CACHE_DIR = ".coding"  # under the store root, which `store.walk` skips as it does every dot directory
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def _compressed(source: Path, run_id: str) -> dict[str, float | None]:
 
 
 def _run_directory(source: Path, run_id: str) -> Path:
-    directory = next((path for path in run_dirs(source) if path.name == run_id), None)
+    directory = next((run.path for run in walk(source) if run.kind == "run" and run.path.name == run_id), None)
     if directory is None:
         raise SweepError(f"{run_id}: its directory is not in {source}")
     return directory

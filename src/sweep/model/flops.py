@@ -12,6 +12,7 @@ Conventions (all per training token, forward + backward = 3 × forward):
 - "matmul"    every matrix product the model runs: non-embedding matmuls, the output projection to the
               vocabulary (6·d·V, which Kaplan leaves out and which Porian et al. 2024 show matters for
               small models) and the attention products. This is what the hardware does; use it for MFU.
+The run table records each in its own column (`sweep.columns.FLOPS_COLUMNS`, re-exported here).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 
 from sweep.columns import FLOPS_COLUMNS, FLOPS_CONVENTIONS
 from sweep.model.shape import ModelShape
-
 
 
 @dataclass(frozen=True)

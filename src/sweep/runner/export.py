@@ -10,16 +10,15 @@ Runs in training (status running) are skipped and counted: they are still being 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweep.runner import trackers as tracking
 from sweep.store.atomic import atomic_write
-from sweep.config import TRACKERS, RunSpec, spec_from_dict
+from sweep.config import TRACKERS, RunSpec
 from sweep.errors import SweepError, require_package
 from sweep.errors import cut
-from sweep.store import FINISHED, load_runs, read_json, read_metrics, run_status
+from sweep.store import FINISHED, load_runs, read_json, read_metrics, read_spec, run_status, walk
 
 TABLES = ("csv", "parquet")
 FORMATS = TABLES + TRACKERS
@@ -98,23 +97,16 @@ def _replay(to: str, run: tracking.TrackedRun, rows: list[dict], result: dict | 
 
 def tracked_runs(root: Path) -> list[tuple[Path, str, RunSpec]]:
     """(directory, kind, RunSpec) of every run and wsd trunk under `root`: a store (<sweep>/<run>,
-    <sweep>/trunks/<trunk>), one sweep's directory or one run's. A spec file that is no spec is warned
-    about and skipped, as `load_runs` does."""
-    candidates = sorted({root, *root.glob("*"), *root.glob("*/*"), *root.glob("*/trunks/*")})
+    <sweep>/trunks/<trunk>), one sweep's directory or one run's (`store.walk`). A spec file that is
+    no spec is warned about and skipped, as `load_runs` does."""
     found = []
-    for directory in candidates:
-        hidden = any(part.startswith(".") for part in directory.relative_to(root).parts)
-        spec_file = next((directory / name for name in ("spec.json", "trunk.json") if (directory / name).is_file()), None)
-        if hidden or spec_file is None:
+    for run in walk(root):
+        spec = read_spec(run)
+        if spec is None:
             continue
-        try:
-            spec = spec_from_dict(read_json(spec_file) or {})
-        except (KeyError, TypeError, ValueError) as err:
-            warnings.warn(f"{spec_file}: not a run spec ({err}); skipped")
-            continue
-        if spec_file.name == "trunk.json":
+        if run.kind == "trunk":
             kind = "trunk"
         else:
             kind = "branch" if spec.train.schedule == "wsd" else "run"
-        found.append((directory, kind, spec))
+        found.append((run.path, kind, spec))
     return found

@@ -12,12 +12,12 @@ one of STATES:
 - pending: the rest.
 
 Work is FLOPs as trained, 6·N per token (N non-embedding, the `flops` column's convention), counted as
-`wsd.spent_flops` counts it: a run its steps, a trunk the steps to its last branch point, a branch its
-cooldown. Done: done tasks' work, running tasks' progress to their latest metrics row, and each trunk
-up to its last saved branch point. Left: the rest of every pending, running and stale run, and of each
-trunk up to the last branch point a branch still waits for. A pending or stale run counts as not
-begun: where it resumes from a checkpoint, less is left than shown. Failed and diverged runs count in
-neither: nothing trains them again without --retry-failed.
+`config.trunks.spent_flops` counts it: a run its steps, a trunk the steps to its last branch point, a
+branch its cooldown. Done: done tasks' work, running tasks' progress to their latest metrics row, and
+each trunk up to its last saved branch point. Left: the rest of every pending, running and stale run,
+and of each trunk up to the last branch point a branch still waits for. A pending or stale run counts
+as not begun: where it resumes from a checkpoint, less is left than shown. Failed and diverged runs
+count in neither: nothing trains them again without --retry-failed.
 
 Time left = FLOPs left / (FLOP/s per worker × workers). Workers: the tasks running now (a runner
 trains one task per worker). FLOP/s per worker: the mean over the running tasks of their latest
@@ -35,12 +35,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sweep.store.claims import CLAIM, is_stale, stale_after_s
+from sweep.columns import FINISHED
 from sweep.config import RunSpec
+from sweep.config.trunks import Trunk, trunks
 from sweep.errors import SweepError
 from sweep.model.flops import flops_per_token
-from sweep.store import FINISHED, Store, read_json, read_metrics, run_status, store_specs
-from sweep.config.trunks import Trunk, trunks
+from sweep.store.claims import CLAIM, is_stale, stale_after_s
+from sweep.store.files import read_json, read_metrics
+from sweep.store.layout import Store
+from sweep.store.records import run_status
+from sweep.store.walk import directory_kind, store_specs
 
 STATES = ("done", "running", "pending", "failed", "diverged", "stale")
 UNFINISHED = ("running", "pending", "stale")
@@ -55,7 +59,7 @@ def read_status(path: Path, sweep: str | None = None, now: float | None = None) 
     path = Path(path)
     if not path.is_dir():
         raise SweepError(f"run store not found: {path} is not a directory")
-    if any(path.glob("*/spec.json")):  # one sweep's directory, as `sweep ls` accepts
+    if directory_kind(path) == "sweep":  # one sweep's directory, as `sweep ls` accepts
         path, sweep = path.parent, sweep or path.name
     specs = store_specs(path, sweep)
     if not specs:

@@ -31,7 +31,7 @@ from sweep.errors import cut, shown
 SEPARATOR = "<|endoftext|>"  # the special token put after every document
 # A user's tokenizer may name its separator otherwise; the first of these it has is used.
 SEPARATORS = (SEPARATOR, "</s>", "<eos>", "<|end_of_text|>", "[SEP]")
-CACHE_DIR = ".tokenized"  # under the store root; `store.run_dirs` skips dot directories
+CACHE_DIR = ".tokenized"  # under the store root; `store.walk` skips dot directories
 FORMAT = 1  # of the cache's files: a new one retokenises
 ENCODE_BATCH = 256  # documents tokenised at a time
 

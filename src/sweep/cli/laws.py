@@ -1,9 +1,15 @@
-"""`sweep fit` and `sweep predict`: laws fit to a store or a table, and budget questions answered from them."""
+"""`sweep fit` and `sweep predict`: laws fit to a store or a table, and budget questions answered from them.
+
+A laws file fit to a store records the model settings its runs share (`sweep.laws.lawsfile`), so that
+`predict` suggests a shape by the sweep's own params rule; what the file does not record, `predict`
+takes from the defaults and names in the shape's description.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -76,7 +82,8 @@ def fit(
         from sweep.laws.plots import write_plots
 
         out.mkdir(parents=True, exist_ok=True)
-        written = [save_laws(report, out / "laws.json"), *write_plots(report, out)]
+        model = _shared_model_settings(source, sweep) if source.is_dir() else None
+        written = [save_laws(report, out / "laws.json", model), *write_plots(report, out)]
         if compression is not None:
             written.append(write_frontier_plot(in_sweep, out / "description_length.png", model_bits))
     if as_json:
@@ -92,13 +99,36 @@ def fit(
         console.print(f"wrote {path}", highlight=False)
 
 
+def _shared_model_settings(source: Path, sweep: str | None) -> dict:
+    """The model settings (`lawsfile.MODEL_SETTINGS`) every run of the store at `source` (of `sweep`,
+    if given) shares, as their specs hold them; a setting the runs differ in is left out."""
+    from sweep.config import spec_from_dict
+    from sweep.laws.lawsfile import MODEL_SETTINGS
+    from sweep.store import read_json, run_dirs
+
+    found = {name: set() for name in MODEL_SETTINGS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # load_runs has warned about each damaged file already
+        for run_dir in run_dirs(source):
+            try:
+                spec = spec_from_dict(read_json(run_dir / "spec.json"))
+            except (KeyError, TypeError, ValueError):
+                continue  # no spec: load_runs skipped the run too
+            if sweep is None or spec.sweep == sweep:
+                for name, values in found.items():
+                    values.add(getattr(spec.shape, name))
+    return {name: values.pop() for name, values in found.items() if len(values) == 1}
+
+
 @guarded
 def predict(
     laws_file: Path = typer.Argument(..., help="laws.json written by sweep fit --out."),
     flops: Optional[float] = typer.Option(None, "--flops", help="A compute budget C: the compute-optimal N and D."),
     params: Optional[float] = typer.Option(None, "--params", help="With --tokens: the loss of this model size."),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="With --params: the loss at this many training tokens."),
-    seq_len: int = typer.Option(256, "--seq-len", min=8, help="Context length for the suggested shape."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", min=8,
+                                          help="Context length for the suggested shape (default: the sweep's, as the "
+                                               "laws file records it, else 256)."),
     bits: Optional[int] = typer.Option(None, "--bits", min=1, help="With --params and --tokens: also δ, the loss "
                                                                      "rise after quantising the weights to this many bits."),
     prune: Optional[float] = typer.Option(None, "--prune", help="With --params and --tokens: also δ after magnitude "
@@ -110,8 +140,8 @@ def predict(
     degradation δ at (N, D)."""
     from sweep.cli.law_tables import prediction_table
     from sweep.columns import describe, variant_name
-    from sweep.config import ModelConfig, params_rule_limit, shape_for_params
     from sweep.laws import load_degradation, load_laws, predict_compute_optimal, predict_degradation, predict_loss_at
+    from sweep.laws.lawsfile import load_model_settings
 
     if (flops is None) == (params is None and tokens is None) or (flops is None and (params is None or tokens is None)):
         raise SweepError("give either --flops C, or both --params N and --tokens D")
@@ -126,11 +156,10 @@ def predict(
     if flops is not None:
         answer = predict_compute_optimal(laws, flops=flops).to_json()
         n_opt = answer["params"]["value"]
-        # The params rule's shape, where it reaches N_opt (beyond its widest shape it would name that one).
-        if laws.params_convention == "non_embedding" and n_opt and 1000 <= n_opt <= params_rule_limit(ModelConfig()):
-            shape = shape_for_params(int(n_opt), ModelConfig(params=(int(n_opt),)), seq_len=seq_len, vocab_size=256)
-            shape_name = f"{shape.name} (d_ff {shape.d_ff}; the config's params rule, byte vocabulary, T={seq_len})"
-            answer["shape"] = {"n_layers": shape.n_layers, "d_model": shape.d_model, "n_heads": shape.n_heads}
+        if laws.params_convention == "non_embedding" and n_opt:
+            suggested = _suggested_shape(n_opt, load_model_settings(laws_file), seq_len, laws_file)
+            if suggested is not None:
+                answer["shape"], shape_name = suggested
     else:
         answer = predict_loss_at(laws, params=params, tokens=tokens).to_json()
     if bits is not None or prune is not None:
@@ -144,3 +173,45 @@ def predict(
         sys.stdout.write(json.dumps(answer, indent=2) + "\n")
     else:
         console.print(prediction_table(answer, shape_name, laws.form))
+
+
+# The fields of the model section the params rule (`shape_for_params`) reads.
+RULE_FIELDS = ("norm", "activation", "positions", "tie_embeddings", "aspect_ratio", "head_dim")
+
+
+def _suggested_shape(n_opt: float, recorded: dict, seq_len: int | None, laws_file: Path) -> tuple[dict, str] | None:
+    """The params rule's shape for N_opt under the sweep's model settings, as (its JSON, its description);
+    a setting the laws file does not record (nor --seq-len gives) is the default, and the description
+    names it. None where the rule does not reach N_opt (beyond its widest shape it would name that one)."""
+    from sweep.config import DataConfig, ModelConfig, params_rule_limit, shape_for_params
+    from sweep.errors import shown
+    from sweep.model.shape import ACTIVATIONS, NORMS, POSITIONS
+
+    # What a sweep of the default config trains: its model section, DataConfig's context, the byte
+    # vocabulary. aspect_ratio and head_dim steer the rule too, but no run's spec holds them, so no laws
+    # file records them: they are always the defaults.
+    defaults = {name: getattr(ModelConfig(), name) for name in RULE_FIELDS}
+    defaults.update(seq_len=DataConfig().seq_len, vocab_size=256)
+    given = {**recorded, **({} if seq_len is None else {"seq_len": seq_len})}
+    settings = {**defaults, **given}
+    for name, allowed in (("norm", NORMS), ("activation", ACTIVATIONS), ("positions", POSITIONS)):
+        if settings[name] not in allowed:
+            raise SweepError(f"{laws_file} is damaged: model setting {name} is {shown(settings[name])}, not one of "
+                             f"{', '.join(allowed)}")
+    model = ModelConfig(**{name: settings[name] for name in RULE_FIELDS})
+    if not 1000 <= n_opt <= params_rule_limit(model):
+        return None
+    shape = shape_for_params(int(n_opt), model, seq_len=settings["seq_len"], vocab_size=settings["vocab_size"])
+    assumed = [name for name in defaults if name not in given]
+    parts = [f"the sweep's {_listed(recorded)}"] if recorded else []
+    parts += [f"seq_len {seq_len} (--seq-len)"] if seq_len is not None else []
+    parts += [f"defaults assumed, not in the laws file: {_listed({name: defaults[name] for name in assumed})}"]
+    description = f"{shape.name} (d_ff {shape.d_ff}; the params rule with {'; '.join(parts)})"
+    return {"n_layers": shape.n_layers, "d_model": shape.d_model, "n_heads": shape.n_heads, "d_ff": shape.d_ff,
+            "model": settings, "assumed": assumed}, description
+
+
+def _listed(settings: dict) -> str:
+    """'activation swiglu, tie_embeddings true': as a config's YAML spells them."""
+    return ", ".join(f"{name} {str(value).lower() if isinstance(value, bool) else value}"
+                     for name, value in settings.items())

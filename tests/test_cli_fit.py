@@ -113,3 +113,80 @@ def test_rollout_table_and_a_missing_interval_shown_with_its_reason(tmp_path):
 def test_bad_fit_options_exit_2(tmp_path, arguments, message):
     result = runner.invoke(app, ["fit", str(law_table(tmp_path / "runs.csv")), "--bootstrap", "0", *arguments])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def law_store(root, name: str, **model_settings):
+    """A store of one params-rule sweep whose runs 'finished' with the loss TRUTH's law gives at their
+    (N, D): 4 sizes × 4 budgets, nothing trained."""
+    from sweep.config import expand, parse_config
+    from sweep.model.flops import param_counts
+    from sweep.store import Store
+
+    config = parse_config({"name": name, "data": {"seq_len": 64}, "tokens": [1e6, 3e6, 1e7, 3e7],
+                           "model": {"params": [3e4, 1e5, 3e5, 1e6], **model_settings},
+                           "train": {"schedule": "cosine"}})
+    store = Store(root)
+    for spec in expand(config, corpus_sha256="0" * 64, vocab_size=256):
+        params = param_counts(spec.shape).non_embedding
+        loss = TRUTH["E"] + TRUTH["A"] / params ** TRUTH["alpha"] + TRUTH["B"] / spec.tokens ** TRUTH["beta"]
+        store.register(spec)
+        store.finish(store.run_dir(spec), {"status": "done", "loss": loss})
+    return root
+
+
+def test_predict_suggests_the_shape_of_the_sweeps_own_params_rule(tmp_path):
+    from sweep.config import ModelConfig, shape_for_params
+
+    store = law_store(tmp_path / "store", "swiglu", activation="swiglu", positions="learned")
+    out = tmp_path / "laws"
+    result = runner.invoke(app, ["fit", str(store), "--bootstrap", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    answer = runner.invoke(app, ["predict", str(out / "laws.json"), "--flops", "1e15", "--json"])
+    assert answer.exit_code == 0, answer.output
+    optimum = json.loads(answer.output)
+    n_opt = int(optimum["params"]["value"])
+    sweeps_rule = shape_for_params(n_opt, ModelConfig(activation="swiglu", positions="learned"), seq_len=64,
+                                   vocab_size=256)
+    default_rule = shape_for_params(n_opt, ModelConfig(), seq_len=64, vocab_size=256)
+    assert sweeps_rule.d_ff != default_rule.d_ff  # the two rules' shapes tell apart
+
+    table = runner.invoke(app, ["predict", str(out / "laws.json"), "--flops", "1e15"]).output
+    assert f"{sweeps_rule.name} (d_ff {sweeps_rule.d_ff}; " in table
+    assert "activation swiglu" in table and "positions learned" in table and "seq_len 64" in table
+    # What the store does not record (the rule's aspect ratio and head size) is said to be assumed.
+    assert "defaults assumed" in table and "aspect_ratio 32" in table and "head_dim 64" in table
+    shape = optimum["shape"]
+    assert (shape["n_layers"], shape["d_model"], shape["n_heads"], shape["d_ff"]) == (
+        sweeps_rule.n_layers, sweeps_rule.d_model, sweeps_rule.n_heads, sweeps_rule.d_ff)
+
+
+def test_predict_names_the_defaults_it_assumes_where_the_laws_file_has_no_settings(tmp_path):
+    store = law_store(tmp_path / "store", "swiglu", activation="swiglu")
+    law_store(store, "gelu")  # a second sweep: its runs differ from the first in activation only
+    result = runner.invoke(app, ["fit", str(store), "--bootstrap", "0", "--out", str(tmp_path / "mixed")])
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((tmp_path / "mixed" / "laws.json").read_text())["model"]
+    assert "activation" not in recorded and recorded["seq_len"] == 64
+    answer = json.loads(runner.invoke(app, ["predict", str(tmp_path / "mixed" / "laws.json"), "--flops", "1e15",
+                                            "--json"]).output)
+    assert "activation" in answer["shape"]["assumed"] and answer["shape"]["model"]["activation"] == "gelu"
+
+    table = law_table(tmp_path / "runs.csv")  # a table records no model settings at all
+    runner.invoke(app, ["fit", str(table), "--bootstrap", "0", "--out", str(tmp_path / "table")])
+    shown = runner.invoke(app, ["predict", str(tmp_path / "table" / "laws.json"), "--flops", "1e21"]).output
+    assert "defaults assumed" in shown and "activation gelu" in shown and "seq_len 256" in shown
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"activation": "relu"}, "model setting activation is 'relu', not one of gelu, swiglu"),
+    ({"seq_len": True}, "model setting seq_len is True, not a positive whole number"),
+    ({"aspect": 64}, "'aspect' is not a model setting"),
+    ([], "its model settings are [], not a mapping"),
+])
+def test_damaged_model_settings_exit_2_with_the_problem_named(tmp_path, model, message):
+    table = law_table(tmp_path / "runs.csv")
+    runner.invoke(app, ["fit", str(table), "--bootstrap", "0", "--out", str(tmp_path / "o")])
+    path = tmp_path / "o" / "laws.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "model": model}))
+    result = runner.invoke(app, ["predict", str(path), "--flops", "1e21"])
+    assert result.exit_code == 2 and "is damaged" in result.output and message in result.output

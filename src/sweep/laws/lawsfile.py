@@ -16,6 +16,16 @@ When the table had compression variants, "degradation" (from `to_json`) holds ea
 
 Both keys are optional within format 2: readers that predate them ignore them, and a file without them
 has no degradation laws (`load_degradation` says so when one is asked for).
+
+"model" holds the settings of the sweep the laws were fit to that `sweep predict` needs to suggest a
+shape by the sweep's own params rule (`MODEL_SETTINGS`): `sweep fit` records each setting every run of
+the store shares, as their specs hold it:
+
+    "model": {"norm": "rmsnorm", "activation": "swiglu", "positions": "rotary", "tie_embeddings": true,
+              "seq_len": 256, "vocab_size": 256}
+
+It is optional within format 2 as well: readers that predate it ignore it, and a file without it (fit
+to a table, or written before it was recorded) has no settings (`load_model_settings` returns {}).
 """
 
 from __future__ import annotations
@@ -39,9 +49,16 @@ FORMAT_1_WHY = (
     "this laws file (sweep-laws/1) has no noise draws, so there is no prediction interval, only the law's own "
     "interval (ci); fit again with `sweep fit --out` for prediction intervals"
 )
+# The model settings a laws file may record, each with its JSON type: the fields of a run's shape
+# (`ModelShape`) that the params rule (`sweep.config.shape_for_params`) reads or passes on to the
+# shape it picks, besides the sizes it chooses itself.
+MODEL_SETTINGS = {"norm": str, "activation": str, "positions": str, "tie_embeddings": bool, "seq_len": int,
+                  "vocab_size": int}
+_KIND_NAMES = {str: "text", bool: "true or false", int: "a positive whole number"}
 
 
-def save_laws(report: FitReport, path: str | Path) -> Path:
+def save_laws(report: FitReport, path: str | Path, model: dict | None = None) -> Path:
+    """`report` as a laws file at `path`; `model`: the settings of the sweep it was fit to (`MODEL_SETTINGS`)."""
     names = [field.name for field in fields(report.laws.law)]
     samples = {name: [getattr(sample, name) for sample in report.laws.samples] for name in names}
     contents = {
@@ -57,6 +74,8 @@ def save_laws(report: FitReport, path: str | Path) -> Path:
             }
             for variant, fit in report.degradation.fits.items()
         }
+    if model:
+        contents["model"] = model
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(contents, indent=2, allow_nan=False) + "\n")
@@ -94,6 +113,22 @@ def load_degradation(path: str | Path) -> DegradationLaws:
         return _degradation_of(contents.get("degradation") or {}, contents.get("degradation_samples") or {})
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise InputError(f"{path} is damaged: cannot read its degradation laws ({shown(error)})") from error
+
+
+def load_model_settings(path: str | Path) -> dict:
+    """The settings of the sweep the laws were fit to, those `sweep fit` recorded (`MODEL_SETTINGS`); {}
+    for a file without them."""
+    path = Path(path)
+    model = _contents(path).get("model", {})
+    if not isinstance(model, dict):
+        raise InputError(f"{path} is damaged: its model settings are {shown(model)}, not a mapping")
+    for name, value in model.items():
+        if name not in MODEL_SETTINGS:
+            raise InputError(f"{path} is damaged: {shown(name)} is not a model setting ({', '.join(MODEL_SETTINGS)})")
+        kind = MODEL_SETTINGS[name]
+        if type(value) is not kind or (kind is int and value < 1):  # type(): JSON's true is no int here
+            raise InputError(f"{path} is damaged: model setting {name} is {shown(value)}, not {_KIND_NAMES[kind]}")
+    return model
 
 
 def _degradation_of(entries: dict, samples: dict) -> DegradationLaws:

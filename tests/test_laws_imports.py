@@ -29,3 +29,10 @@ def test_the_laws_import_nothing_of_sweep_but_its_errors_and_columns():
     assert not loaded & set(HEAVY)
     of_sweep = {name for name in loaded if name.split(".")[0] == "sweep"}
     assert {name for name in of_sweep if not name.startswith("sweep.laws")} <= ALLOWED
+
+
+def test_the_form_names_the_cli_offers_are_the_forms_there_are():
+    from sweep.laws import FORM_NAMES
+    from sweep.laws.forms.joint import FORMS
+
+    assert tuple(FORMS) == FORM_NAMES

@@ -75,6 +75,7 @@ def test_every_module_is_short_and_every_package_small():
 @pytest.mark.parametrize("package, absent", [
     ("sweep.config", ["torch", "pandas", "rich", "sweep.store"]),
     ("sweep.store", ["torch", "typer", "sweep.laws"]),
+    ("sweep.cli", ["torch", "pandas", "scipy", "matplotlib"]),  # every command starts fast: `sweep status`, --help
 ])
 def test_a_family_loads_without_what_it_must_not_know(package, absent):
     """Checked in a fresh interpreter: what a family pulls in when imported, lazily imported code aside

@@ -74,6 +74,11 @@ METRICS_NUMBERS = ("tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s
 # PaLM's attention term, "matmul" every matrix product the model runs (what the hardware does).
 FLOPS_COLUMNS = {"6n": "flops", "6n_total": "flops_6nd_total", "6n_attn": "flops_attn", "matmul": "flops_matmul"}
 FLOPS_CONVENTIONS = tuple(FLOPS_COLUMNS)
+# Each parameter-count convention and its column: N without embeddings (Kaplan et al.), or every
+# parameter (Hoffmann et al.): `sweep fit --params-convention`.
+PARAMS_COLUMNS = {"non_embedding": "params", "total": "params_total"}
+# What a run cost: seconds of wall time (every attempt) and peak memory in bytes (`sweep fit`'s cost laws).
+COST_COLUMNS = ("wall_s", "peak_mem_bytes")
 
 VARIANT = re.compile(r"q(?P<bits>[1-9]\d*)|p(?P<percent>\d+(?:\.\d+)?)")
 KINDS = ("quantisation", "pruning")  # the order variants are listed in

@@ -17,8 +17,7 @@ import typer
 
 from sweep.cli.app import choice, console, guarded
 from sweep.errors import SweepError
-from sweep.laws.report import FORM_CHOICES
-from sweep.laws.table import AGGREGATES, PARAMS_COLUMNS
+from sweep.laws import AGGREGATES, FORM_CHOICES, PARAMS_COLUMNS
 from sweep.model.flops import FLOPS_CONVENTIONS
 
 ParamsConvention = choice("ParamsConvention", PARAMS_COLUMNS)

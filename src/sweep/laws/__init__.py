@@ -23,35 +23,46 @@ from a fitted law; `degradation.py` laws of post-training compression; `fitting.
 one table (`fit_report`), into a `FitReport` (`fitreport.py`); `lawsfile.py` laws.json. Of the rest
 of sweep the laws import only `sweep.errors` and `sweep.columns`: never torch, the config, the data
 or the store.
+
+The names below load on first use, so `from sweep.laws import AGGREGATES` (the CLI's choices) costs
+nothing while a fit loads numpy, pandas and scipy.
 """
 
-from sweep.laws.degradation import DegradationFit, fit_degradation, predict_degradation, variants_in
-from sweep.laws.fitreport import FitReport
-from sweep.laws.fitting import fit_report
-from sweep.laws.forms.equations import ChinchillaParams, allocate, predict_loss
-from sweep.laws.lawsfile import load_degradation, load_laws, save_laws
-from sweep.laws.predict import Laws, predict_compute_optimal, predict_loss_at
-from sweep.laws.table import FLOPS_COLUMNS, PARAMS_COLUMNS, FitTable, prepare_table, read_table
+import importlib
 
-__all__ = [
-    "FLOPS_COLUMNS",
-    "PARAMS_COLUMNS",
-    "ChinchillaParams",
-    "DegradationFit",
-    "FitReport",
-    "FitTable",
-    "Laws",
-    "allocate",
-    "fit_degradation",
-    "fit_report",
-    "load_degradation",
-    "load_laws",
-    "predict_compute_optimal",
-    "predict_degradation",
-    "predict_loss",
-    "predict_loss_at",
-    "prepare_table",
-    "read_table",
-    "save_laws",
-    "variants_in",
-]
+from sweep.columns import FLOPS_COLUMNS, PARAMS_COLUMNS
+
+# The choices of `sweep fit`, stated here so that the CLI reads them without loading a fit.
+AGGREGATES = ("min_of_means", "mean", "min")  # how one point's seeds combine (`table.prepare_table`)
+FORM_NAMES = ("chinchilla", "chinchilla_e0", "kaplan")  # the joint forms, `forms.joint.FORMS`
+FORM_CHOICES = ("auto", *FORM_NAMES)  # auto: the form with the lowest rollout error
+
+# name -> the module of this package that defines it
+_LAZY = {
+    "DegradationFit": "degradation",
+    "fit_degradation": "degradation",
+    "predict_degradation": "degradation",
+    "variants_in": "degradation",
+    "FitReport": "fitreport",
+    "fit_report": "fitting",
+    "ChinchillaParams": "forms.equations",
+    "allocate": "forms.equations",
+    "predict_loss": "forms.equations",
+    "load_degradation": "lawsfile",
+    "load_laws": "lawsfile",
+    "save_laws": "lawsfile",
+    "Laws": "predict",
+    "predict_compute_optimal": "predict",
+    "predict_loss_at": "predict",
+    "FitTable": "table",
+    "prepare_table": "table",
+    "read_table": "table",
+}
+
+__all__ = ["AGGREGATES", "FLOPS_COLUMNS", "FORM_CHOICES", "FORM_NAMES", "PARAMS_COLUMNS", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sweep.laws' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"sweep.laws.{_LAZY[name]}"), name)

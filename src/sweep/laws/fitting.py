@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from sweep.errors import InputError, shown
+from sweep.laws import FORM_CHOICES
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.allocation import DEFAULT_COMPUTE_TOLERANCE, EmpiricalAllocation, fit_approach1, fit_isoflop
 from sweep.laws.bootstrap import LawSamples, intervals, parametric_bootstrap, why_no_interval
@@ -43,7 +44,6 @@ from sweep.laws.table import FitTable
 
 # Without explicit budgets the report predicts at the largest C in the data and 10x, 100x beyond it.
 PREDICTION_MULTIPLES = (1.0, 10.0, 100.0)
-FORM_CHOICES = ("auto", *FORMS)
 POWER_LAW_PARAMETERS = 3  # E, A, α
 # The chosen law's rollout error beyond this many times the points' own scatter s is warned about. A
 # right form misses by about s plus what its fit on fewer points gets wrong extrapolating (~1-1.5 s

@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from sweep.columns import DELTA_PREFIX  # delta_q4, delta_p50: δ per compression variant (`degradation.py`)
-from sweep.columns import FLOPS_COLUMNS  # noqa: F401  (re-exported: the run store's FLOPs columns by convention)
+from sweep.columns import COST_COLUMNS, FLOPS_COLUMNS, PARAMS_COLUMNS  # noqa: F401  (FLOPS_COLUMNS re-exported)
 from sweep.errors import InputError, cut, shown
+from sweep.laws import AGGREGATES
 
 
 # Fewest optimizer steps for a run's final loss to count as a point of the law. A run with fewer is
@@ -41,9 +42,6 @@ from sweep.errors import InputError, cut, shown
 # leaving the quickstart's shortest runs out did not make its held-out predictions better.
 MIN_STEPS = 1000
 
-PARAMS_COLUMNS = {"non_embedding": "params", "total": "params_total"}
-AGGREGATES = ("min_of_means", "mean", "min")
-COST_COLUMNS = ("wall_s", "peak_mem_bytes")
 # What a training run can have, loss in nats per token (at initialisation ln V, under 17 for any
 # vocabulary). Beyond these a table holds no runs (a unit mix-up, a corrupt export), and the fits'
 # powers and the plots' axes run out of float range: a loss of 1e270 crashed the plots.

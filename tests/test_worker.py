@@ -11,7 +11,6 @@ import sys
 import time
 
 import torch
-from rich.console import Console
 from typer.testing import CliRunner
 
 from sweep import load_runs
@@ -19,7 +18,7 @@ from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
 from sweep.runner import plan_workers, run_pool
-from sweep.cli.progress import PlainReporter
+from sweep.launch.lines import PlainReporter
 from sweep.store import Store, read_metrics
 
 from conftest import run_dirs, tiny_config
@@ -115,7 +114,7 @@ def test_each_pool_worker_sees_only_its_gpu_and_the_largest_runs_go_first(tmp_pa
 
     class Starts(PlainReporter):
         def __init__(self):
-            super().__init__(Console(file=io.StringIO()))
+            super().__init__(io.StringIO())
             self.order = []
 
         def run_started(self, task, index, count):

@@ -1,48 +1,16 @@
-"""What a sweep shows while it runs: rich progress bars on a terminal, plain timestamped lines in
-batch jobs, nohup and CI. Both implement `executors.Reporter`; the console comes from the CLI."""
+"""What a sweep shows on a terminal while it runs: rich progress bars. Elsewhere (batch jobs, nohup, CI)
+it prints plain timestamped lines (`launch.lines.PlainReporter`). Both implement `runner.Reporter`; the
+console comes from the CLI."""
 
 from __future__ import annotations
 
-import time
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sweep.config import RunSpec
+from sweep.launch.lines import outcome_text
 from sweep.runner import Task
-
-def _outcome_text(record: dict) -> str:
-    if record["status"] == "done":
-        return (f"done: loss {record['loss']:.4f} ({record['bpb']:.3f} bpb) in {record['wall_s']:.1f} s, "
-                f"{record['tokens_per_s']:,.0f} tokens/s")
-    return f"{record['status']}: {record.get('reason')}"
-
-
-class PlainReporter:
-    """One timestamped line per event; nothing that needs a terminal."""
-
-    def __init__(self, console: Console):
-        self.console = console
-
-    def _line(self, text: str) -> None:
-        self.console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", markup=False, highlight=False,
-                           soft_wrap=True)
-
-    def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec], work_flops: float) -> None:
-        self._line(f"sweep {specs[0].sweep}: {len(specs)} runs, {len(specs) - len(todo)} already finished, "
-                   f"{len(todo)} to train")
-
-    def run_started(self, task: Task, index: int, count: int) -> None:
-        self._line(f"task {index + 1}/{count} {task.name}: start")
-
-    def run_progress(self, task: Task, row: dict) -> None:
-        if "val_loss" in row:
-            self._line(f"  {task.name}: step {row['step']}/{row['steps']} tokens {row['tokens']:,} "
-                       f"train {row['train_loss']:.4f} val {row['val_loss']:.4f}")
-
-    def run_finished(self, task: Task, record: dict) -> None:
-        self._line(f"  {task.name}: {_outcome_text(record)}")
-
 
 class RichReporter:
     """A bar for the sweep (runs done of total; time left from the FLOPs left) and one per run in flight."""
@@ -95,4 +63,4 @@ class RichReporter:
         if bar is not None:
             self.progress.remove_task(bar)
         self._update_sweep()
-        self.progress.console.print(f"{task.name}: {_outcome_text(record)}", highlight=False)
+        self.progress.console.print(f"{task.name}: {outcome_text(record)}", highlight=False)

@@ -220,12 +220,13 @@ def _distributed(sweep_config, device, corpus):
 
 def _reported(execute):
     """Run `execute(reporter)` with rich progress on a terminal, plain lines elsewhere."""
-    from sweep.cli.progress import PlainReporter, RichReporter
+    from sweep.cli.progress import RichReporter
+    from sweep.launch.lines import PlainReporter
 
     if console.is_terminal:
         with RichReporter(console) as reporter:
             return execute(reporter)
-    return execute(PlainReporter(console))
+    return execute(PlainReporter())
 
 
 def _launch(executor: str, store, specs, sweep_config, wait: bool) -> None:

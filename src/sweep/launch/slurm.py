@@ -57,17 +57,15 @@ def run_worker(store_root: Path, sweep: str, config: ExecutorConfig) -> SweepOut
     """One worker in this process, as a batch job or a Ray task runs it: `launch.worker.work` with
     plain progress lines on stdout. On CPU it trains one run at a time on `threads` (or all
     `cpus_per_task`) threads; with GPUs, one run per GPU it sees."""
-    from rich.console import Console
-
     from sweep.runner import Options
     from sweep.launch.worker import work
-    from sweep.cli.progress import PlainReporter
+    from sweep.launch.lines import PlainReporter
     from sweep.engine import resolve_device
 
     # A worker that was given no GPU trains on CPU, even where it could see the machine's GPUs.
     device = config.device if config.gpus_per_node or config.device != "auto" else "cpu"
     workers = 1 if resolve_device(device).type == "cpu" else 0  # 0: one per visible GPU
-    return work(store_root, sweep, device, PlainReporter(Console(width=250)), Options(), workers, 1,
+    return work(store_root, sweep, device, PlainReporter(), Options(), workers, 1,
                 config.threads or config.cpus_per_task)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from sweep.config import RunSpec, spec_from_dict
 from sweep.config.trunks import Trunk, trunks
@@ -39,6 +40,11 @@ class Task:
     def flops(self) -> int:
         """6·N·D of the steps this task trains."""
         return flops_per_token(self.spec.shape, "6n") * self.spec.train.batch_tokens * (self.spec.steps - self.start_step)
+
+    def directory(self, store: Store) -> Path:
+        """Where this task keeps its claim, status, metrics and checkpoint: a trunk's own directory,
+        else its run's (a branch writes to its run's, reading only its branch point from the trunk's)."""
+        return store.trunk_dir(self.spec) if self.kind == "trunk" else store.run_dir(self.spec)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "spec": self.spec.to_dict(), "snapshot_steps": list(self.snapshot_steps)}

@@ -157,10 +157,9 @@ def _reap_dead_workers(processes, in_flight, by_name, plan, store, outcome, repo
         name = in_flight.get(process.pid)
         if name is not None and not process.is_alive() and process.exitcode not in (0, None):
             task = by_name[name]
-            directory = store.trunk_dir(task.spec) if task.kind == "trunk" else store.run_dir(task.spec)
             record = {**spec_columns(task.spec), "status": "failed",
                       "reason": f"worker process died with exit code {process.exitcode}"}
-            store.finish(directory, record)
+            store.finish(task.directory(store), record)
             del in_flight[process.pid]
             _finish(outcome, plan, reporter, task, record)
             freed += 1

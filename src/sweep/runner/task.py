@@ -80,8 +80,7 @@ def _train_task(task: Task, store: Store, corpus: Corpus, device: torch.device, 
     finished it meanwhile, or took it over while it trained (then nothing more is written to it).
     KeyboardInterrupt puts it back to pending and propagates, as StoreWriteError does; its checkpoint
     stays for the next attempt."""
-    spec = task.spec
-    directory = store.trunk_dir(spec) if task.kind == "trunk" else store.run_dir(spec)
+    directory = task.directory(store)
     try:
         claim = try_claim(directory)
     except OSError as err:

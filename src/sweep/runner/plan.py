@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from sweep.config import RunSpec, spec_from_dict
 from sweep.config.trunks import Trunk, trunks
@@ -68,10 +69,12 @@ TAKEN_TRUNK_RETRY_S = 15.0
 
 class Plan:
     """What this invocation still has to train, and what of it can start now. Readiness is read from
-    the store each time, so branch points saved by another runner's trunk count as well."""
+    the store each time, so branch points saved by another runner's trunk count as well. `clock`:
+    seconds that only go forward, for when a taken trunk is asked for again (a test passes its own)."""
 
-    def __init__(self, todo: list[RunSpec], store: Store, options: Options):
-        self.store, self.options = store, options
+    def __init__(self, todo: list[RunSpec], store: Store, options: Options,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store, self.options, self.clock = store, options, clock
         self.todo = todo  # runs and branches not finished when the sweep began
         self.trunks = {trunk.trunk_id: trunk for trunk in trunks(todo)}
         self.closed: set[str] = set()  # names finished here or found finished or held by another runner
@@ -114,7 +117,7 @@ class Plan:
         for spec in self.todo:
             if self._open(spec) and (spec.train.schedule != "wsd" or self._has_start(spec)):
                 tasks.append(Task("run" if spec.train.schedule != "wsd" else "branch", spec))
-        now = time.monotonic()
+        now = self.clock()
         for trunk_id, trunk in self.trunks.items():
             if trunk_id in self.in_flight or self.retry_at.get(trunk_id, 0) > now or self._trunk_failure(trunk_id):
                 continue
@@ -153,7 +156,7 @@ class Plan:
         """`task` ended; a trunk found held by another runner is asked for again later."""
         self.in_flight.discard(task.name)
         if task.kind == "trunk" and taken:
-            self.retry_at[task.name] = time.monotonic() + TAKEN_TRUNK_RETRY_S
+            self.retry_at[task.name] = self.clock() + TAKEN_TRUNK_RETRY_S
         else:
             self.closed.add(task.name)
 

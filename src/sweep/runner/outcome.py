@@ -104,8 +104,9 @@ def _strand(outcome: SweepOutcome, plan: Plan, reporter: Reporter) -> None:
         reason = (f"its trunk {branch.trunk_id} ended ({trunk_status['status']}: {trunk_status.get('reason')}) "
                   f"before the branch point at step {branch.branch_step}")
         record = {**spec_columns(branch), "status": status, "reason": reason}
-        plan.store.finish(plan.store.run_dir(branch), record)
-        _finish(outcome, plan, reporter, Task("branch", branch), record)
+        task = Task("branch", branch)
+        plan.store.finish(task.directory(plan.store), record)
+        _finish(outcome, plan, reporter, task, record)
 
 
 def _stopped(outcome: SweepOutcome, stop: BaseException) -> None:

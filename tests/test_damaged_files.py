@@ -20,7 +20,8 @@ from sweep.engine import checkpoint
 from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus, stdlib_root
-from sweep.runner import Task, _resume_state, run_local
+from sweep.runner import Task, run_local
+from sweep.runner.task import _resume_state
 from sweep.laws import prepare_table
 from sweep.store import Store, metrics_through, read_metrics
 from sweep.engine import train

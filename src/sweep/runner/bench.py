@@ -32,7 +32,7 @@ import torch
 
 from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, shape_for_params
 from sweep.data import Corpus, get_batch, load_corpus
-from sweep.runner import packing
+from sweep.runner.packing import packing
 from sweep.model.flops import flops_per_token, param_counts
 from sweep.model.gpt import GPT
 from sweep.model.shape import ModelShape
@@ -266,7 +266,8 @@ def worker_overhead(shape: ModelShape, corpus: Corpus, runs: int) -> float:
     temporary store, less the median time of such a step (`bench_shape`)."""
     import tempfile
 
-    from sweep.runner import Options, Task, _train_task
+    from sweep.runner.plan import Options, Task
+    from sweep.runner.task import _train_task
     from sweep.store import Store
 
     batch = 8 * shape.seq_len

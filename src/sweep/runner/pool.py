@@ -80,7 +80,7 @@ def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch
              threads: int, reporter: Reporter, options: Options = Options(),
              gpus: list[str] | None = None) -> SweepOutcome:
     """Train every unfinished spec on `workers` processes of `threads` threads (`gpus`: the GPU each
-    worker sees, `launch.gpus.worker_gpus`). The parent hands a task to a worker only when one is idle,
+    worker sees, `packing.worker_gpus`). The parent hands a task to a worker only when one is idle,
     so what starts next is always the most work that can start: the largest runs first, and a branch
     as soon as its trunk has saved its branch point."""
     plan, outcome = _begin(specs, store, options, reporter)

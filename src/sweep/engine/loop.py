@@ -24,6 +24,7 @@ from sweep.engine.device import configure_device, resolve_dtype, step_module
 from sweep.engine.memory import PeakMemory
 from sweep.engine.prequential import prequential_reason
 from sweep.engine.schedules import eval_steps, schedule_lr
+from sweep.engine.state import TrainState
 from sweep.engine.steps import accumulate_gradients, evaluate, make_optimizer, micro_batch_rows, optimizer_step
 from sweep.model.flops import flops_per_token
 from sweep.model.gpt import GPT
@@ -54,11 +55,11 @@ class RunResult:
 
 
 def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda row: None,
-          progress: Log = lambda row: None, resume: dict | None = None,
-          save_checkpoint: Callable[[dict], None] | None = None,
+          progress: Log = lambda row: None, resume: TrainState | None = None,
+          save_checkpoint: Callable[[TrainState], None] | None = None,
           final_weights: Callable[[dict], None] | None = None,
           snapshot_steps: frozenset[int] = frozenset(),
-          save_snapshot: Callable[[dict], None] | None = None) -> RunResult:
+          save_snapshot: Callable[[TrainState], None] | None = None) -> RunResult:
     """Train `spec` on `corpus`. `log` gets one metrics row per logging interval and evaluation
     (step, tokens, flops, train_loss, val_loss, lr, elapsed_s); `progress` gets the same rows, for display.
     Where `prequential_reason` finds none, the run counts its prequential code length; at the end it
@@ -101,13 +102,13 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
     no_prequential = prequential_reason(spec, len(corpus.train))
     prequential_nats = 0.0  # Σ of each step's mean loss × batch_tokens, summed at each logging interval
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        generator.set_state(resume["generator"])
-        start_step, elapsed_before = resume["step"], resume["elapsed_s"]
-        first_loss, train_loss, val_loss = resume["first_loss"], resume["train_loss"], resume["val_loss"]
-        strikes = resume["strikes"]
-        prequential_nats = resume.get("prequential_nats")
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        generator.set_state(resume.generator)
+        start_step, elapsed_before = resume.step, resume.elapsed_s
+        first_loss, train_loss, val_loss = resume.first_loss, resume.train_loss, resume.val_loss
+        strikes = resume.strikes
+        prequential_nats = resume.prequential_nats
         if prequential_nats is None:
             no_prequential = no_prequential or "resumed from a checkpoint that did not count the code length"
     started -= elapsed_before  # elapsed time and wall_s count every attempt's training
@@ -153,10 +154,10 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = lambda
         progress({**row, "steps": steps})
         if reason:
             return _result("diverged", spec, done, None, train_loss, started, memory, dtype, compiled, reason)
-        state = lambda: {"step": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),  # noqa: E731
-                         "generator": generator.get_state(), "first_loss": first_loss, "train_loss": train_loss,
-                         "val_loss": val_loss, "strikes": strikes, "prequential_nats": prequential_nats,
-                         "elapsed_s": time.perf_counter() - started}
+        state = lambda: TrainState(step=done, model=model.state_dict(), optimizer=optimizer.state_dict(),  # noqa: E731
+                                   generator=generator.get_state(), first_loss=first_loss, train_loss=train_loss,
+                                   val_loss=val_loss, strikes=strikes, prequential_nats=prequential_nats,
+                                   elapsed_s=time.perf_counter() - started)
         if save_snapshot and done in snapshot_steps:
             save_snapshot(state())
         every = spec.train.checkpoint_every

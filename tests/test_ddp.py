@@ -16,7 +16,7 @@ from sweep.config import expand, parse_config
 from sweep.data import get_batch, load_corpus, stdlib_root
 from sweep.errors import ConfigError, SweepError
 from sweep.model.gpt import GPT
-from sweep.engine import TrainState, accumulate_gradients, micro_batch_rows, train
+from sweep.engine import TrainState, accumulate_gradients, micro_batch_rows, setup_process, train
 
 from conftest import tiny_config
 
@@ -76,6 +76,7 @@ def _rows(calls: list) -> list[dict]:
 def one_process(tmp_path_factory):
     """The reference: one process, the whole batch at once; its checkpoint at RESUME_STEP."""
     spec, corpus = _spec(checkpoint_every=1e-9)
+    setup_process(CPU, spec.train.threads)  # once for this process, as sweep does before it trains
     calls, path = [], tmp_path_factory.mktemp("one") / "checkpoint.pt"
     train(spec, corpus, CPU, **_recording(calls, path), snapshot_steps=frozenset({RESUME_STEP}))
     return _rows(calls), path
@@ -96,6 +97,7 @@ def _rank_main(rank: int, port: int, out, single_checkpoint) -> None:
                       MASTER_PORT=str(port))
     assert distributed.init_from_env() == (rank, 2, rank)
     spec, corpus = _spec(checkpoint_every=1e-9, micro_batch_tokens=256)
+    setup_process(CPU, spec.train.threads)
     fresh, resumed = [], []
     result = train(spec, corpus, distributed.device_for_rank(CPU), **_recording(fresh, out / "ddp-checkpoint.pt"),
                    snapshot_steps=frozenset({RESUME_STEP}))

@@ -12,7 +12,7 @@ import torch
 from sweep.config import expand, parse_config
 from sweep.data import epoch_starts, epoch_targets, epoch_windows, get_epoch_batch, load_corpus
 from sweep.store import load_runs
-from sweep.engine import TrainState, prequential_reason, train
+from sweep.engine import TrainState, prequential_reason, setup_process, train
 from typer.testing import CliRunner
 
 from conftest import run_dirs, tiny_config
@@ -46,6 +46,7 @@ def epoch_sweep(email_glob_module):
                                                                "order": "epoch"},
                                       train={"batch_tokens": 1024, "lr": "1e-2", "evals": 1, "schedule": "cosine"}))
     corpus = load_corpus(config.data)
+    setup_process(torch.device("cpu"), config.train.threads)  # what sweep does before a process trains
     return expand(config, corpus.sha256), corpus
 
 

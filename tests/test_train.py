@@ -8,7 +8,7 @@ import torch
 
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
-from sweep.engine import PeakMemory, configure_device, eval_steps, lr_at, train
+from sweep.engine import PeakMemory, configure_device, eval_steps, lr_at, setup_process, train
 
 from conftest import tiny_config
 
@@ -35,6 +35,7 @@ def tiny(request):
     raw = tiny_config(str(stdlib_root() / "email" / "**" / "*.py"))
     config = parse_config(raw)
     corpus = load_corpus(config.data)
+    setup_process(torch.device("cpu"), config.train.threads)  # what sweep does before a process trains
     return expand(config, corpus.sha256), corpus
 
 

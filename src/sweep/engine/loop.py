@@ -20,7 +20,7 @@ import torch
 from sweep.config import RunSpec
 from sweep.data import Corpus, get_batch, get_epoch_batch, validation_set
 from sweep.engine import compress, distributed
-from sweep.engine.device import configure_device, resolve_dtype, step_module
+from sweep.engine.device import resolve_dtype, step_module
 from sweep.engine.memory import PeakMemory
 from sweep.engine.prequential import CodeLength
 from sweep.engine.schedules import eval_steps, schedule_lr
@@ -74,7 +74,8 @@ def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = _ignor
     Where torch.distributed is initialised with several processes, every rank calls `train` with the
     same arguments (`resume` too) and trains its share of each batch under DDP; rank 0 alone calls
     the callbacks, and the states it saves hold the unwrapped model's parameters, so they resume in
-    one process or several alike. Every rank returns the same losses."""
+    one process or several alike. Every rank returns the same losses.
+    The process's thread count and device settings are its starter's (`device.setup_process`)."""
     if not distributed.is_writer():  # decided here, so no caller can have two processes write one run
         log = progress = _ignore
         save_checkpoint = final_weights = save_snapshot = None
@@ -120,9 +121,6 @@ class _Run:
         self.spec, self.tokens, self.device = spec, corpus.train, device
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.micro_rows = micro_batch_rows(spec, self.world_size)  # first, so a batch that does not split fails at once
-        if spec.train.threads:
-            torch.set_num_threads(spec.train.threads)
-        configure_device(device)
         self.started = time.perf_counter()
         self.memory = PeakMemory(device)
         self.dtype = resolve_dtype(spec.train.dtype, device)

@@ -139,6 +139,7 @@ def test_compiled_training_matches_eager_and_the_next_run_of_a_shape_reuses_the_
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_training_compiles_by_default_in_bf16_and_learns(tiny):
     specs, corpus = tiny
+    setup_process(torch.device("cuda"))  # TF32, as sweep sets it before a process trains on CUDA
     result = train(specs[1], corpus, torch.device("cuda"))
     eager = train(dataclasses.replace(specs[1], train=dataclasses.replace(specs[1].train, compile=False)), corpus,
                   torch.device("cuda"))

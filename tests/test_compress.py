@@ -11,7 +11,7 @@ from sweep.config import EvalConfig, expand, parse_config
 from sweep.data import load_corpus, stdlib_root, validation_set
 from sweep.model.gpt import GPT
 from sweep.store import load_runs
-from sweep.engine import evaluate, train
+from sweep.engine import evaluate, setup_process, train
 from typer.testing import CliRunner
 
 from conftest import run_dirs, tiny_config
@@ -46,6 +46,7 @@ def trained():
     config = parse_config(tiny_config(str(stdlib_root() / "email" / "**" / "*.py")))
     corpus = load_corpus(config.data)
     spec = expand(config, corpus.sha256)[1]
+    setup_process(torch.device("cpu"), spec.train.threads)  # what sweep does before a process trains
     weights = {}
     result = train(spec, corpus, torch.device("cpu"), final_weights=weights.update)
     model = GPT(spec.shape)

@@ -2,6 +2,7 @@
 warned about, its run is trained again or started over, and `sweep run`, `ls` and `fit` never crash."""
 
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -24,7 +25,7 @@ from sweep.runner import Task, run_local
 from sweep.runner.task import _resume_state
 from sweep.laws import prepare_table
 from sweep.store import Store, metrics_through, read_metrics
-from sweep.engine import train
+from sweep.engine import TrainState, train
 from sweep.config.trunks import trunks
 
 from conftest import tiny_config
@@ -185,11 +186,11 @@ def test_a_run_resumes_past_damaged_metrics_lines(cosine, tmp_path):
 # checkpoints
 
 
-def saved_state(spec, corpus, step: int) -> dict:
+def saved_state(spec, corpus, step: int) -> TrainState:
     """The state `train` checkpoints for `spec` at `step`."""
     states = {}
     train(spec, corpus, torch.device("cpu"), snapshot_steps=frozenset({step}),
-          save_snapshot=lambda state: states.setdefault(state["step"], copy.deepcopy(state)))
+          save_snapshot=lambda state: states.setdefault(state.step, copy.deepcopy(state)))
     return states[step]
 
 
@@ -199,13 +200,20 @@ def test_checkpoint_load_accepts_only_a_state_of_its_run_at_a_step_it_can_resume
     state = saved_state(small, corpus, 10)
     path = tmp_path / "checkpoint.pt"
     checkpoint.save(path, state, owner=small.run_id)
-    assert checkpoint.load(path, owner=small.run_id, shape=small.shape, steps=range(33))["step"] == 10
+    assert checkpoint.load(path, owner=small.run_id, shape=small.shape, steps=range(33)).step == 10
+    # saved before code lengths were counted: no prequential_nats, and still a state the run resumes from
+    torch.save({key: value for key, value in state.to_dict().items() if key != "prequential_nats"}
+               | {"owner": small.run_id}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert checkpoint.load(path, owner=small.run_id, shape=small.shape).prequential_nats is None
     damaged = {
         "not a dict": (lambda: torch.save(torch.zeros(3), path), {}),
-        "missing keys": (lambda: checkpoint.save(path, {"step": 10, "model": state["model"]}, owner=small.run_id), {}),
-        "a step that is text": (lambda: checkpoint.save(path, {**state, "step": "10"}, owner=small.run_id), {}),
+        "missing keys": (lambda: torch.save({"step": 10, "model": state.model, "owner": small.run_id}, path), {}),
+        "a step that is text": (lambda: checkpoint.save(path, dataclasses.replace(state, step="10"), owner=small.run_id),
+                                {}),
         "another owner": (lambda: checkpoint.save(path, state, owner=large.run_id), {}),
-        "no owner (an old checkpoint)": (lambda: torch.save(state, path), {}),
+        "no owner (an old checkpoint)": (lambda: torch.save(state.to_dict(), path), {}),
         "a step past the run's end": (lambda: checkpoint.save(path, state, owner=small.run_id), {"steps": range(9)}),
         "another shape": (lambda: checkpoint.save(path, saved_state(large, corpus, 10), owner=small.run_id), {}),
     }

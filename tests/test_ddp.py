@@ -16,7 +16,7 @@ from sweep.config import expand, parse_config
 from sweep.data import get_batch, load_corpus, stdlib_root
 from sweep.errors import ConfigError, SweepError
 from sweep.model.gpt import GPT
-from sweep.engine import accumulate_gradients, micro_batch_rows, train
+from sweep.engine import TrainState, accumulate_gradients, micro_batch_rows, setup_process, train
 
 from conftest import tiny_config
 
@@ -57,12 +57,12 @@ def _assert_same_curve(rows: list[dict], reference: list[dict], after: int = 0) 
 
 
 def _recording(calls: list, checkpoint_path) -> dict:
-    """Callbacks for `train` that note each call; save_checkpoint writes the state at RESUME_STEP (state
-    dicts hold live tensors, so it is written when given)."""
+    """Callbacks for `train` that note each call; save_checkpoint writes the state at RESUME_STEP, as a
+    checkpoint file holds it (states hold live tensors, so it is written when given)."""
     def save(state):
         calls.append("save_checkpoint")
-        if state["step"] == RESUME_STEP:
-            torch.save(state, checkpoint_path)
+        if state.step == RESUME_STEP:
+            torch.save(state.to_dict(), checkpoint_path)
     return {"log": lambda row: calls.append(("log", row)), "progress": lambda row: calls.append("progress"),
             "save_checkpoint": save, "final_weights": lambda weights: calls.append("final_weights"),
             "save_snapshot": lambda state: calls.append("save_snapshot")}
@@ -76,6 +76,7 @@ def _rows(calls: list) -> list[dict]:
 def one_process(tmp_path_factory):
     """The reference: one process, the whole batch at once; its checkpoint at RESUME_STEP."""
     spec, corpus = _spec(checkpoint_every=1e-9)
+    setup_process(CPU, spec.train.threads)  # once for this process, as sweep does before it trains
     calls, path = [], tmp_path_factory.mktemp("one") / "checkpoint.pt"
     train(spec, corpus, CPU, **_recording(calls, path), snapshot_steps=frozenset({RESUME_STEP}))
     return _rows(calls), path
@@ -96,10 +97,11 @@ def _rank_main(rank: int, port: int, out, single_checkpoint) -> None:
                       MASTER_PORT=str(port))
     assert distributed.init_from_env() == (rank, 2, rank)
     spec, corpus = _spec(checkpoint_every=1e-9, micro_batch_tokens=256)
+    setup_process(CPU, spec.train.threads)
     fresh, resumed = [], []
     result = train(spec, corpus, distributed.device_for_rank(CPU), **_recording(fresh, out / "ddp-checkpoint.pt"),
                    snapshot_steps=frozenset({RESUME_STEP}))
-    state = torch.load(single_checkpoint, weights_only=True)
+    state = TrainState.from_dict(torch.load(single_checkpoint, weights_only=True))
     train(spec, corpus, CPU, **_recording(resumed, out / "never-written.pt"), resume=state)  # starts past it
     wild = dataclasses.replace(spec.train, lr=50.0, grad_clip=0.0, warmup=0.0)
     diverged = train(dataclasses.replace(spec, train=wild), corpus, CPU)
@@ -169,7 +171,7 @@ def test_a_ddp_checkpoint_resumes_in_one_process_and_one_process_checkpoint_unde
     spec, corpus = _spec()
     assert state["step"] == RESUME_STEP and state["model"].keys() == GPT(spec.shape).state_dict().keys()
     rows = []
-    train(spec, corpus, CPU, log=rows.append, resume=state)
+    train(spec, corpus, CPU, log=rows.append, resume=TrainState.from_dict(state))
     _assert_same_curve(rows, _rows(rank0["fresh"]), after=RESUME_STEP)
     _assert_same_curve(_rows(rank0["resumed"]), reference, after=RESUME_STEP)
 

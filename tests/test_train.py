@@ -8,7 +8,7 @@ import torch
 
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
-from sweep.engine import PeakMemory, configure_device, eval_steps, lr_at, train
+from sweep.engine import PeakMemory, configure_device, eval_steps, lr_at, setup_process, train
 
 from conftest import tiny_config
 
@@ -35,6 +35,7 @@ def tiny(request):
     raw = tiny_config(str(stdlib_root() / "email" / "**" / "*.py"))
     config = parse_config(raw)
     corpus = load_corpus(config.data)
+    setup_process(torch.device("cpu"), config.train.threads)  # what sweep does before a process trains
     return expand(config, corpus.sha256), corpus
 
 
@@ -138,6 +139,7 @@ def test_compiled_training_matches_eager_and_the_next_run_of_a_shape_reuses_the_
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_training_compiles_by_default_in_bf16_and_learns(tiny):
     specs, corpus = tiny
+    setup_process(torch.device("cuda"))  # TF32, as sweep sets it before a process trains on CUDA
     result = train(specs[1], corpus, torch.device("cuda"))
     eager = train(dataclasses.replace(specs[1], train=dataclasses.replace(specs[1].train, compile=False)), corpus,
                   torch.device("cuda"))

@@ -4,9 +4,10 @@ Written atomically (temporary file, fsync, rename), so a kill during a save leav
 checkpoint whole. Read with `torch.load(weights_only=True)`: only tensors and plain containers,
 never arbitrary pickled code.
 
-Each state names its owner: the run it belongs to, or the wsd trunk for a trunk's checkpoint and
-branch points. `load` takes a file only as a state its owner can resume: the keys `train` reads, each
-of its type, a step the run can resume from, and the tensors of the run's model. Anything else is
+A file holds a `TrainState` as a plain dict (`TrainState.to_dict`) and names its owner: the run it
+belongs to, or the wsd trunk for a trunk's checkpoint and branch points. `load` takes a file only as a
+state its owner can resume: every field of a `TrainState`, each of its type, a step the run can resume
+from, and the tensors of the run's model. Anything else is
 damaged (copied from another run, saved by an older sweep that named no owner, written by hand): a
 warning says what is wrong, and training starts without it.
 """
@@ -19,22 +20,24 @@ from pathlib import Path
 
 import torch
 
-from sweep.store.atomic import atomic_write
+from sweep.engine.state import TrainState, field_problem
 from sweep.model.gpt import GPT
 from sweep.model.shape import ModelShape
-
-# What `train.train` reads from the state it resumes (its `state()`), with the type of each.
-STATE_TYPES = {
-    "step": int, "model": dict, "optimizer": dict, "generator": torch.Tensor, "first_loss": (float, type(None)),
-    "train_loss": (float, type(None)), "val_loss": (float, type(None)), "strikes": int, "elapsed_s": float,
-}
-# Read where present: states saved before prequential code lengths were counted lack it.
-OPTIONAL_STATE_TYPES = {"prequential_nats": (float, type(None))}
+from sweep.store.atomic import atomic_write
 
 
-def save(path: Path, state: dict, *, owner: str) -> None:
+def save(path: Path, state: TrainState, *, owner: str) -> None:
     """Save `state` as `owner`'s: a run id, or a trunk id for a trunk's states."""
-    atomic_write(path, lambda f: _save_to(f, {**state, "owner": owner}), binary=True)
+    _save_owned(path, state.to_dict(), owner)
+
+
+def save_weights(path: Path, weights: dict, *, owner: str) -> None:
+    """Save a model's state dict as `owner`'s, under the key "model" (a run's final weights, model.pt)."""
+    _save_owned(path, {"model": weights}, owner)
+
+
+def _save_owned(path: Path, contents: dict, owner: str) -> None:
+    atomic_write(path, lambda f: _save_to(f, {**contents, "owner": owner}), binary=True)
 
 
 class _Writes:
@@ -65,7 +68,7 @@ def _save_to(file, state: dict) -> None:
         raise
 
 
-def load(path: Path, *, owner: str, shape: ModelShape, steps: range | None = None) -> dict | None:
+def load(path: Path, *, owner: str, shape: ModelShape, steps: range | None = None) -> TrainState | None:
     """The state at `path` if `owner` can resume from it: saved as `owner`'s, of a model of `shape`, at
     one of `steps` (None: at any step). None if there is none or it is unreadable or damaged (a
     warning says which); then training starts without it."""
@@ -79,7 +82,7 @@ def load(path: Path, *, owner: str, shape: ModelShape, steps: range | None = Non
     if problem := _problem(state, owner, shape, steps):
         warnings.warn(f"{path}: damaged: {problem}; training does not resume from it", stacklevel=2)
         return None
-    return state
+    return TrainState.from_dict(state)
 
 
 def _problem(state, owner: str, shape: ModelShape, steps: range | None) -> str | None:
@@ -90,14 +93,8 @@ def _problem(state, owner: str, shape: ModelShape, steps: range | None) -> str |
         return "it names no owner (saved by a sweep from before checkpoints did)"
     if state["owner"] != owner:
         return f"it belongs to {state['owner']}, not {owner}"
-    for key, kind in STATE_TYPES.items():
-        if key not in state:
-            return f"it lacks {key!r}"
-        if isinstance(state[key], bool) or not isinstance(state[key], kind):  # True is an int to Python
-            return f"its {key} is a {type(state[key]).__name__}"
-    for key, kind in OPTIONAL_STATE_TYPES.items():
-        if key in state and (isinstance(state[key], bool) or not isinstance(state[key], kind)):
-            return f"its {key} is a {type(state[key]).__name__}"
+    if problem := field_problem(state):
+        return problem
     if steps is not None and state["step"] not in steps:
         return f"its step {state['step']} is not one this run resumes from ({steps.start} to {steps.stop - 1})"
     if not all(isinstance(tensor, torch.Tensor) for tensor in state["model"].values()):

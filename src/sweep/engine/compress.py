@@ -12,7 +12,7 @@ of its final weights, with no retraining (`eval.quantize`, `eval.prune`).
 Both touch the matmul weights, the parameters N counts (non-embedding). The token and position
 embeddings and the output head (the embedding matrix itself when tied) are left in full precision
 unless `eval.embeddings` is set: a common choice for post-training quantisers, and it keeps δ a
-function of the N the laws are fit in. The evaluation is the run's own (`train.evaluate`, same windows, same dtype), so
+function of the N the laws are fit in. The evaluation is the run's own (`steps.evaluate`, same windows, same dtype), so
 δ = variant loss − run loss measures the compression alone.
 """
 

@@ -1,5 +1,5 @@
 """One run trained across the processes torchrun started: the process group, each rank's device, and
-the few collectives `train.train` needs (after nanoGPT's train.py DDP path).
+the few collectives `loop.train` needs (after nanoGPT's train.py DDP path).
 
 Every rank draws the same global batch and trains on its rows of it, DistributedDataParallel averages
 the gradients, so each update, and the sampler state a checkpoint holds, are one process's with the

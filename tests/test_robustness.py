@@ -49,7 +49,7 @@ def test_resumed_training_draws_the_uninterrupted_curve(email_glob):
     resumed_rows = []
     resumed = train(spec_saving, corpus, torch.device("cpu"), log=resumed_rows.append, resume=middle)
     assert resumed.loss == whole.loss and resumed.steps == whole.steps
-    after = [(r["step"], r["train_loss"], r.get("val_loss")) for r in rows if r["step"] > middle["step"]]
+    after = [(r["step"], r["train_loss"], r.get("val_loss")) for r in rows if r["step"] > middle.step]
     assert [(r["step"], r["train_loss"], r.get("val_loss")) for r in resumed_rows] == after
 
 

@@ -62,7 +62,7 @@ def test_a_branch_ends_exactly_where_a_separate_wsd_run_of_its_budget_ends(email
     snapshots = {}
     trunk = group.spec_to(max(group.branch_steps))
     train(trunk, corpus, torch.device("cpu"), snapshot_steps=frozenset(group.branch_steps),
-          save_snapshot=lambda state: snapshots.setdefault(state["step"], copy.deepcopy(state)))
+          save_snapshot=lambda state: snapshots.setdefault(state.step, copy.deepcopy(state)))
     assert sorted(snapshots) == list(group.branch_steps)
     for branch in group.branches[:2]:
         separate_rows, branch_rows = [], []

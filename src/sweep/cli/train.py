@@ -67,7 +67,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
 
     from sweep.config import expand
     from sweep.data import load_corpus
-    from sweep.engine import resolve_device
+    from sweep.engine import resolve_device, setup_process
     from sweep.runner import pending, plan_workers
     from sweep.store import Store
 
@@ -94,7 +94,7 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
         return
     plan = plan_workers(todo, device, 1 if announcer else workers, workers_per_gpu)
     plan = dataclasses.replace(plan, threads=sweep_config.train.threads or plan.threads)
-    torch.set_num_threads(plan.threads)
+    setup_process(device, plan.threads)
     if dry_run:
         _print_plan(specs, todo, store, corpus, device, plan, sweep_config.train.compile)
         return
@@ -202,7 +202,7 @@ def _train(sweep_config, specs, store, corpus, device, plan, options, announcer)
 def _distributed(sweep_config, device, corpus):
     """Under torchrun: (this rank's device, the Announcer) on rank 0; the other ranks train what it
     announces and exit here. Elsewhere: (device, None)."""
-    from sweep.engine import distributed
+    from sweep.engine import distributed, setup_process
     from sweep.launch import torchrun
 
     if not torchrun.launched():
@@ -213,6 +213,7 @@ def _distributed(sweep_config, device, corpus):
     rank, _, _ = distributed.init_from_env()
     device = distributed.device_for_rank(device)
     if rank != 0:
+        setup_process(device, sweep_config.train.threads)
         torchrun.follow(corpus, device)
         raise typer.Exit(0)
     return device, torchrun.Announcer()

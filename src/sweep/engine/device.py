@@ -7,7 +7,7 @@ from contextlib import nullcontext
 
 import torch
 
-from sweep.engine.allocator import keep_freed_memory
+from sweep.engine.memory import keep_freed_memory
 from sweep.model.gpt import GPT
 
 
@@ -48,7 +48,7 @@ def configure_device(device: torch.device) -> None:
     """Process-wide settings for training on `device` (`setup_process` makes them).
     CPU: flush denormals to zero; at 3M parameters (bf16, 2 threads) steps ran 9-16% faster, with no
     change at the quickstart's sizes. Values below 1e-38 (AdamW's second moments, tiny gradients)
-    become 0. And freed activation memory stays in the heap (`allocator.keep_freed_memory`).
+    become 0. And freed activation memory stays in the heap (`memory.keep_freed_memory`).
     CUDA: TF32 for fp32 matmuls (10-bit mantissa; bf16 autocast covers most of the work)."""
     if device.type == "cpu":
         torch.set_flush_denormal(True)

@@ -26,7 +26,6 @@ from sweep.engine.prequential import CodeLength
 from sweep.engine.schedules import eval_steps, schedule_lr
 from sweep.engine.state import TrainState
 from sweep.engine.steps import accumulate_gradients, evaluate, make_optimizer, micro_batch_rows, optimizer_step
-from sweep.model.flops import flops_per_token
 from sweep.model.gpt import GPT
 
 Log = Callable[[dict], None]
@@ -132,7 +131,6 @@ class _Run:
         self.generator = torch.Generator().manual_seed(spec.seed)
         self.val_x, self.val_y = validation_set(corpus.val, spec.shape.seq_len, spec.data.val_tokens)
         self.batch_size = spec.train.batch_tokens // spec.shape.seq_len  # windows of the whole batch, all ranks'
-        self.flops_per_step = flops_per_token(spec.shape, "6n") * spec.train.batch_tokens
         self.code_length = CodeLength(spec, len(corpus.train), resume)
         self.start_step, self.first_loss, self.train_loss, self.val_loss, self.strikes = 0, None, None, None, 0
         if resume is not None:
@@ -163,7 +161,7 @@ class _Run:
         self.train_loss = loss_total / loss_count
         self.code_length.add(loss_total * batch_tokens)
         self.first_loss = self.first_loss or self.train_loss
-        row = {"step": done, "tokens": done * batch_tokens, "flops": done * self.flops_per_step,
+        row = {"step": done, "tokens": done * batch_tokens, "flops": done * self.spec.flops_per_step,
                "train_loss": self.train_loss, "lr": lr, "elapsed_s": round(time.perf_counter() - self.started, 3)}
         above = _above_start(self.train_loss, self.first_loss, done, self.spec.steps, self.spec.train.warmup)
         self.strikes = self.strikes + 1 if above else 0

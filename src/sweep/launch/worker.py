@@ -5,6 +5,8 @@ one that is killed leaves its run to the next worker that finds the claim stale.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections import defaultdict
 from pathlib import Path
 
@@ -38,7 +40,7 @@ def work(store_root: Path, sweep: str | None, device_name: str, reporter, option
     from sweep.data import load_corpus
     from sweep.runner import Options, SweepOutcome, execute, pending, plan_workers
     from sweep.store import Store
-    from sweep.engine import resolve_device
+    from sweep.engine import resolve_device, setup_process
 
     options = options or Options()
     if device_name == "cuda" and not torch.cuda.is_available():
@@ -57,7 +59,9 @@ def work(store_root: Path, sweep: str | None, device_name: str, reporter, option
         corpus = load_corpus(data, store.root)
         check_corpus(group, corpus.sha256)
         plan = plan_workers(todo, device, workers, workers_per_gpu)
-        torch.set_num_threads(threads or plan.threads)
+        # A registered run's train.threads holds in every process that trains it, as in `sweep run`.
+        plan = dataclasses.replace(plan, threads=threads or group[0].train.threads or plan.threads)
+        setup_process(device, plan.threads)
         outcome = execute(group, store, corpus, data, device, plan, reporter, options)
         total.skipped += outcome.skipped
         for name in ("done", "taken", "failed", "diverged"):

@@ -38,6 +38,7 @@ from sweep.model.gpt import GPT
 from sweep.model.shape import ModelShape
 from sweep.model.ops import MATMUL_ATTENTION_MAX_SEQ
 from sweep.engine import (compiles, configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype,
+                         setup_process,
                          step_module)
 
 CPU_LADDER = (1e5, 3e5, 1e6, 3e6, 1e7)
@@ -70,7 +71,7 @@ def choices(device: torch.device, shapes: list[ModelShape], workers: int, compil
              "pool": {"workers": workers, "threads_each": packing(shapes, device, workers)[1]}}
     if device.type == "cpu":
         taken.update(attention=f"two matmuls around a softmax up to T = {MATMUL_ATTENTION_MAX_SEQ}, SDPA beyond",
-                     flush_denormals=True, allocator="freed memory kept in glibc's heap (allocator.keep_freed_memory)")
+                     flush_denormals=True, allocator="freed memory kept in glibc's heap (engine.memory.keep_freed_memory)")
     else:
         taken.update(attention="SDPA (flash)", tf32=True)
     return taken
@@ -188,7 +189,7 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
 def _pool_worker(shapes: list[ModelShape], data: dict, dtype_name: str, batch_tokens: int, seconds: float,
                  compiling: bool | str, barrier, results) -> None:
     """One single-thread worker: each shape in turn, starting together with the other workers."""
-    torch.set_num_threads(1)
+    setup_process(torch.device("cpu"), 1)
     corpus = load_corpus(DataConfig(**data))
     for index, shape in enumerate(shapes):
         barrier.wait()
@@ -291,9 +292,7 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
               workers: int = 0, compiling: bool | str = "auto") -> dict:
     """Everything `sweep bench` reports, as the JSON document it prints. `workers` 0 = as `sweep run`
     packs a sweep of many runs: one single-thread worker per core on CPU. `compiling` as `train.compile`."""
-    if threads:
-        torch.set_num_threads(threads)
-    configure_device(device)  # the peak is measured under the settings training runs with
+    setup_process(device, threads)  # the peak is measured under the settings training runs with
     shapes = ladder(device)
     # The pooled measurement is CPU-only; otherwise the same packing rule as `sweep run`.
     workers = 1 if device.type == "cuda" else packing(shapes, device, workers)[0]

@@ -10,7 +10,6 @@ from typing import Callable
 
 from sweep.config import RunSpec, spec_from_dict
 from sweep.config.trunks import Trunk, trunks
-from sweep.model.flops import flops_per_token
 from sweep.store import FINISHED, Store, run_status
 
 
@@ -40,7 +39,7 @@ class Task:
     @property
     def flops(self) -> int:
         """6·N·D of the steps this task trains."""
-        return flops_per_token(self.spec.shape, "6n") * self.spec.train.batch_tokens * (self.spec.steps - self.start_step)
+        return self.spec.flops_per_step * (self.spec.steps - self.start_step)
 
     def directory(self, store: Store) -> Path:
         """Where this task keeps its claim, status, metrics and checkpoint: a trunk's own directory,

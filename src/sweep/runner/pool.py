@@ -15,6 +15,8 @@ import time
 
 import torch
 
+from sweep.engine import setup_process
+
 from sweep.config import DataConfig, RunSpec
 from sweep.data import load_corpus
 from sweep.errors import StoreWriteError
@@ -58,7 +60,7 @@ def _worker(store_root: str, data: dict, device_name: str, threads: int, options
         events.put(("progress", name, row))
 
     try:
-        torch.set_num_threads(threads)
+        setup_process(torch.device(device_name), threads)
         corpus = load_corpus(DataConfig(**data), store_root)
         device, store = torch.device(device_name), Store(store_root)
         while (payload := _next_task(tasks, parent_gone)) is not None:

@@ -11,7 +11,7 @@ import functools
 import torch
 
 from sweep.data import Corpus
-from sweep.engine import checkpoint, train
+from sweep.engine import TrainState, checkpoint, train
 from sweep.errors import StoreWriteError
 from sweep.runner import trackers as tracking
 from sweep.runner.plan import Options, Task, _finished
@@ -20,7 +20,7 @@ from sweep.store import Store, metrics_through
 from sweep.store.claims import Claim, ClaimLost, try_claim
 
 
-def _resume_state(task: Task, store: Store) -> tuple[dict | None, list[dict]]:
+def _resume_state(task: Task, store: Store) -> tuple[TrainState | None, list[dict]]:
     """The state `task` starts from and the metrics rows that stay: its checkpoint; for a branch
     without one, its branch point and the trunk's rows up to it; for a trunk, the latest of its
     checkpoint and saved branch points before the first point it still has to save. Only the task's
@@ -28,24 +28,24 @@ def _resume_state(task: Task, store: Store) -> tuple[dict | None, list[dict]]:
     point of its trunk at the step it is named for. A trunk's checkpoint may lie past every point still
     needed (a budget added or dropped since), so any step of it is its own."""
     spec = task.spec
-    directory = store.trunk_dir(spec) if task.kind == "trunk" else store.run_dir(spec)
+    directory = task.directory(store)
     own_steps = None if task.kind == "trunk" else range(task.start_step, spec.steps + 1)
     state = checkpoint.load(directory / "checkpoint.pt", owner=task.name, shape=spec.shape, steps=own_steps)
     if task.kind == "branch" and state is None:
         state = checkpoint.load(store.branch_point(spec), owner=spec.trunk_id, shape=spec.shape,
                                 steps=range(spec.branch_step, spec.branch_step + 1))  # None: trains from step 0
-        return state, metrics_through(store.trunk_dir(spec), state["step"]) if state else []
+        return state, metrics_through(store.trunk_dir(spec), state.step) if state else []
     if task.kind == "trunk":
         first_needed = task.snapshot_steps[0]
-        if state is not None and state["step"] > first_needed:
+        if state is not None and state.step > first_needed:
             state = None
         saved = [int(step) for path in directory.glob("branch-*.pt")
                  if (step := path.stem.removeprefix("branch-")).isdecimal()]  # other names are no branch points
         latest = max((step for step in saved if step <= first_needed), default=0)
-        if latest > (state["step"] if state else 0):
+        if latest > (state.step if state else 0):
             state = checkpoint.load(directory / f"branch-{latest}.pt", owner=task.name, shape=spec.shape,
                                     steps=range(latest, latest + 1)) or state
-    return state, metrics_through(directory, state["step"] if state else 0)
+    return state, metrics_through(directory, state.step if state else 0)
 
 
 def store_write_error(err: OSError) -> StoreWriteError:
@@ -118,7 +118,7 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
     checkpoint_path = directory / "checkpoint.pt"
     weights = None
     if options.keep_weights and task.kind != "trunk":
-        weights = guard(lambda weights: checkpoint.save(directory / "model.pt", {"model": weights}, owner=task.name))
+        weights = guard(lambda weights: checkpoint.save_weights(directory / "model.pt", weights, owner=task.name))
     if announce:
         announce(spec, state, task.snapshot_steps)
     try:
@@ -128,7 +128,7 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
                        save_checkpoint=guard(lambda s: checkpoint.save(checkpoint_path, s, owner=task.name)),
                        final_weights=weights,
                        snapshot_steps=frozenset(task.snapshot_steps),
-                       save_snapshot=guard(lambda s: checkpoint.save(directory / f"branch-{s['step']}.pt", s,
+                       save_snapshot=guard(lambda s: checkpoint.save(directory / f"branch-{s.step}.pt", s,
                                                                      owner=task.name)))
         record = result_record(spec, result, corpus, device)
         if task.kind == "trunk":

@@ -71,10 +71,6 @@ def read_status(path: Path, sweep: str | None = None, now: float | None = None) 
             "sweeps": [_sweep_status(store, [s for s in specs if s.sweep == name], now) for name in names]}
 
 
-def _flops_per_step(spec: RunSpec) -> int:
-    return flops_per_token(spec.shape, "6n") * spec.train.batch_tokens
-
-
 def _state(directory: Path, now: float) -> tuple[str, dict]:
     """The task's state (one of STATES) and its status.json as read."""
     status = run_status(directory)
@@ -113,8 +109,8 @@ def _task(kind: str, name: str, directory: Path, spec: RunSpec, start_step: int,
         "tokens_per_s": last["tokens"] / elapsed if elapsed and "tokens" in last else None,
         "heartbeat_age_s": heartbeat if state in ("running", "stale") else None,
         "_flops_per_token": flops_per_token(spec.shape, "6n"),
-        "_done_flops": _flops_per_step(spec) * (reached - start_step),
-        "_left_flops": _flops_per_step(spec) * (steps - reached) if state in UNFINISHED else 0,
+        "_done_flops": spec.flops_per_step * (reached - start_step),
+        "_left_flops": spec.flops_per_step * (steps - reached) if state in UNFINISHED else 0,
     }
 
 
@@ -142,7 +138,7 @@ def _trunk_task(store: Store, trunk: Trunk, branches: dict[str, dict], now: floa
         reached = task["steps"]
     else:
         reached = max(saved, default=0)
-    per_step = _flops_per_step(template)
+    per_step = template.flops_per_step
     task["_done_flops"], task["_left_flops"] = per_step * reached, per_step * max(0, max(waiting, default=0) - reached)
     return task
 

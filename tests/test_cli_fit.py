@@ -137,7 +137,7 @@ def law_store(root, name: str, **model_settings):
 def test_predict_suggests_the_shape_of_the_sweeps_own_params_rule(tmp_path):
     from sweep.config import ModelConfig, shape_for_params
 
-    store = law_store(tmp_path / "store", "swiglu", activation="swiglu", positions="learned")
+    store = law_store(tmp_path / "store", "swiglu", activation="swiglu", positions="learned", aspect_ratio=16)
     out = tmp_path / "laws"
     result = runner.invoke(app, ["fit", str(store), "--bootstrap", "0", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -145,16 +145,16 @@ def test_predict_suggests_the_shape_of_the_sweeps_own_params_rule(tmp_path):
     assert answer.exit_code == 0, answer.output
     optimum = json.loads(answer.output)
     n_opt = int(optimum["params"]["value"])
-    sweeps_rule = shape_for_params(n_opt, ModelConfig(activation="swiglu", positions="learned"), seq_len=64,
-                                   vocab_size=256)
+    sweeps_rule = shape_for_params(n_opt, ModelConfig(activation="swiglu", positions="learned", aspect_ratio=16),
+                                   seq_len=64, vocab_size=256)
     default_rule = shape_for_params(n_opt, ModelConfig(), seq_len=64, vocab_size=256)
     assert sweeps_rule.d_ff != default_rule.d_ff  # the two rules' shapes tell apart
+    assert sweeps_rule.n_layers != default_rule.n_layers  # and so do their aspect ratios
 
     table = runner.invoke(app, ["predict", str(out / "laws.json"), "--flops", "1e15"]).output
     assert f"{sweeps_rule.name} (d_ff {sweeps_rule.d_ff}; " in table
     assert "activation swiglu" in table and "positions learned" in table and "seq_len 64" in table
-    # What the store does not record (the rule's aspect ratio and head size) is said to be assumed.
-    assert "defaults assumed" in table and "aspect_ratio 32" in table and "head_dim 64" in table
+    assert "aspect_ratio 16" in table and "defaults assumed" not in table
     shape = optimum["shape"]
     assert (shape["n_layers"], shape["d_model"], shape["n_heads"], shape["d_ff"]) == (
         sweeps_rule.n_layers, sweeps_rule.d_model, sweeps_rule.n_heads, sweeps_rule.d_ff)

@@ -69,4 +69,16 @@ def test_a_stored_spec_reads_back_with_its_ids_and_writes_back_the_same():
     assert spec.lr == spec.train.lr == 0.01
     assert spec.run_id == "L1-d16-h2-D8.192e3-s0-ae0aa8da"
     assert spec.trunk_id == "trunk-L1-d16-h2-s0-fb397eb5"
-    assert json.loads(json.dumps(spec.to_dict())) == STORED_SPEC
+    written = json.loads(json.dumps(spec.to_dict()))
+    assert written.pop("model") is None  # the rule's settings, kept beside specs written since
+    assert written == STORED_SPEC
+
+
+def test_the_params_rules_settings_are_kept_beside_a_spec_and_enter_no_id():
+    raw = tiny_config("stdlib")
+    spec = expand(parse_config(raw))[0]
+    raw["model"]["aspect_ratio"] = 64
+    wide = expand(parse_config(raw))[0]
+    assert wide.model.aspect_ratio == 64 and wide.model.sizes == ()
+    assert wide.run_id == spec.run_id and wide.trunk_id == spec.trunk_id
+    assert spec_from_dict(json.loads(json.dumps(wide.to_dict()))) == wide

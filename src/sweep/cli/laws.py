@@ -101,22 +101,18 @@ def fit(
 def _shared_model_settings(source: Path, sweep: str | None) -> dict:
     """The model settings (`lawsfile.MODEL_SETTINGS`) every run of the store at `source` (of `sweep`,
     if given) shares, as their specs hold them; a setting the runs differ in is left out."""
-    from sweep.config import spec_from_dict
     from sweep.laws.lawsfile import MODEL_SETTINGS
-    from sweep.store import read_json, run_dirs
+    from sweep.store import read_spec, walk
 
-    found = {name: set() for name in MODEL_SETTINGS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # load_runs has warned about each damaged file already
-        for run_dir in run_dirs(source):
-            try:
-                spec = spec_from_dict(read_json(run_dir / "spec.json"))
-            except (KeyError, TypeError, ValueError):
-                continue  # no spec: load_runs skipped the run too
-            if sweep is None or spec.sweep == sweep:
-                for name, values in found.items():
-                    values.add(getattr(spec.shape, name))
-    return {name: values.pop() for name, values in found.items() if len(values) == 1}
+        specs = [spec for run in walk(source) if run.kind == "run" and (spec := read_spec(run)) is not None
+                 and (sweep is None or spec.sweep == sweep)]
+    # The rule's own dials are in the spec's model section (None in a spec.json from before it was kept);
+    # the rest are in the shape the rule picked.
+    found = {name: {getattr(spec.model, name, None) if name in RULE_DIALS else getattr(spec.shape, name)
+                    for spec in specs} for name in MODEL_SETTINGS}
+    return {name: values.pop() for name, values in found.items() if len(values) == 1 and None not in values}
 
 
 @guarded
@@ -176,6 +172,7 @@ def predict(
 
 # The fields of the model section the params rule (`shape_for_params`) reads.
 RULE_FIELDS = ("norm", "activation", "positions", "tie_embeddings", "aspect_ratio", "head_dim")
+RULE_DIALS = ("aspect_ratio", "head_dim")  # what the rule reads that no shape holds
 
 
 def _suggested_shape(n_opt: float, recorded: dict, seq_len: int | None, laws_file: Path) -> tuple[dict, str] | None:
@@ -187,8 +184,7 @@ def _suggested_shape(n_opt: float, recorded: dict, seq_len: int | None, laws_fil
     from sweep.model.shape import ACTIVATIONS, NORMS, POSITIONS
 
     # What a sweep of the default config trains: its model section, DataConfig's context, the byte
-    # vocabulary. aspect_ratio and head_dim steer the rule too, but no run's spec holds them, so no laws
-    # file records them: they are always the defaults.
+    # vocabulary.
     defaults = {name: getattr(ModelConfig(), name) for name in RULE_FIELDS}
     defaults.update(seq_len=DataConfig().seq_len, vocab_size=256)
     given = {**recorded, **({} if seq_len is None else {"seq_len": seq_len})}
@@ -204,7 +200,8 @@ def _suggested_shape(n_opt: float, recorded: dict, seq_len: int | None, laws_fil
     assumed = [name for name in defaults if name not in given]
     parts = [f"the sweep's {_listed(recorded)}"] if recorded else []
     parts += [f"seq_len {seq_len} (--seq-len)"] if seq_len is not None else []
-    parts += [f"defaults assumed, not in the laws file: {_listed({name: defaults[name] for name in assumed})}"]
+    if assumed:
+        parts += [f"defaults assumed, not in the laws file: {_listed({name: defaults[name] for name in assumed})}"]
     description = f"{shape.name} (d_ff {shape.d_ff}; the params rule with {'; '.join(parts)})"
     return {"n_layers": shape.n_layers, "d_model": shape.d_model, "n_heads": shape.n_heads, "d_ff": shape.d_ff,
             "model": settings, "assumed": assumed}, description

@@ -22,6 +22,7 @@ def wsd_warmup_steps(train: TrainConfig, tokens: list[int]) -> int:
 def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) -> list[RunSpec]:
     """The grid: sizes × (tokens, compute budgets or ratios) × learning rates × seeds."""
     pairs = budgets(config, vocab_size)
+    rule = dataclasses.replace(config.model, sizes=(), params=())
     specs = []
     for shape, tokens in pairs:
         size_tokens = [t for s, t in pairs if s == shape]
@@ -34,5 +35,5 @@ def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) 
         for lr, seed in itertools.product(lrs, config.seeds):
             train = dataclasses.replace(config.train, lr=lr)
             specs.append(RunSpec(config.name, shape, tokens, seed, train, config.data, corpus_sha256, warmup_steps,
-                                 config.eval))
+                                 config.eval, rule))
     return specs

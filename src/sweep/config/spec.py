@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 
 from sweep.config.sections import (BRANCH_ONLY, NEVER, UNLESS_DEFAULT, WSD_ONLY, DataConfig, EvalConfig,
-                                   TrainConfig)
+                                   ModelConfig, TrainConfig)
 from sweep.model.flops import flops_per_token
 from sweep.model.shape import ModelShape
 
@@ -28,6 +28,10 @@ class RunSpec:
     # wsd: warmup shared by every branch of a trunk; cosine: 0 (a share of its own steps)
     warmup_steps: int = field(default=0, metadata={"identity": WSD_ONLY})
     eval: EvalConfig = field(default=EvalConfig(), metadata={"identity": NEVER})
+    # The params rule's settings (the model section less its ladder): the shape already holds what they
+    # decide, so they are in no id; spec.json keeps them so that `sweep predict` can apply the sweep's rule.
+    # None: read from a spec.json written before they were kept.
+    model: ModelConfig | None = field(default=None, compare=False, metadata={"identity": NEVER})
 
     def __post_init__(self):
         if isinstance(self.train.lr, bool) or not isinstance(self.train.lr, (int, float)):
@@ -135,4 +139,5 @@ def spec_from_dict(record: dict) -> RunSpec:
         corpus_sha256=record.get("corpus_sha256", ""),
         warmup_steps=record.get("warmup_steps", 0),
         eval=EvalConfig(**record.get("eval", {})),
+        model=ModelConfig(**{**record["model"], "sizes": (), "params": ()}) if record.get("model") else None,
     )

@@ -49,11 +49,11 @@ FORMAT_1_WHY = (
     "this laws file (sweep-laws/1) has no noise draws, so there is no prediction interval, only the law's own "
     "interval (ci); fit again with `sweep fit --out` for prediction intervals"
 )
-# The model settings a laws file may record, each with its JSON type: the fields of a run's shape
-# (`ModelShape`) that the params rule (`sweep.config.shape_for_params`) reads or passes on to the
-# shape it picks, besides the sizes it chooses itself.
+# The model settings a laws file may record, each with its JSON type: what the params rule
+# (`sweep.config.shape_for_params`) reads or passes on to the shape it picks, besides the sizes it
+# chooses itself: fields of a run's shape (`ModelShape`), and the rule's dials aspect_ratio and head_dim.
 MODEL_SETTINGS = {"norm": str, "activation": str, "positions": str, "tie_embeddings": bool, "seq_len": int,
-                  "vocab_size": int}
+                  "vocab_size": int, "aspect_ratio": int, "head_dim": int}
 _KIND_NAMES = {str: "text", bool: "true or false", int: "a positive whole number"}
 
 

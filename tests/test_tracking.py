@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from rich.console import Console
 from typer.testing import CliRunner
 
 from sweep import load_runs
@@ -23,7 +22,7 @@ from sweep.config import expand, parse_config, spec_from_dict
 from sweep.data import load_corpus, stdlib_root
 from sweep.errors import ConfigError
 from sweep.runner import run_local
-from sweep.cli.progress import PlainReporter
+from sweep.launch.lines import PlainReporter
 from sweep.store import Store, read_metrics
 from sweep.runner.trackers import TrackedRun, Trackers
 
@@ -242,7 +241,7 @@ class StopAt(PlainReporter):
     """Ctrl-C at a given step of the first attempt, as a user would press it."""
 
     def __init__(self, step: int | None):
-        super().__init__(Console(file=io.StringIO()))
+        super().__init__(io.StringIO())
         self.step = step
 
     def run_progress(self, task, row):

@@ -113,7 +113,7 @@ def _print_notes(specs, corpus, store) -> None:
     if short:
         console.print(f"note: {sum(spec.steps < MIN_STEPS for spec in specs)} runs train fewer than {MIN_STEPS} "
                       f"optimizer steps ({', '.join(map(str, short))}); their loss may still be limited by "
-                      "optimisation, and sweep fit flags them (README, Designing a sweep)", highlight=False)
+                      "optimisation, and sweep fit flags them (docs/design-rules.md)", highlight=False)
     uncompressed = _uncompressed(specs, store) if store.root.is_dir() else []
     if uncompressed:
         console.print(f"note: {len(uncompressed)} finished run(s) have no result for eval variant(s) "

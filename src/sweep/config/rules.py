@@ -83,8 +83,8 @@ def params_rule_limit(model: ModelConfig) -> int:
 LR_AUTO_COEFFICIENT = 2.537
 LR_AUTO_EXPONENT = 0.5294
 # Longer training wants a lower rate: lr* ∝ D^-0.32 for AdamW (Bjorck et al. 2024, arXiv 2409.19913,
-# "Scaling Optimal LR Across Token Horizons"). Measured here only in direction (README, "A learning
-# rate per size": at 332k the rule's rate wins to 2.6M tokens and loses at 8M), so their exponent.
+# "Scaling Optimal LR Across Token Horizons"). Measured here only in direction (docs/learning-rates.md:
+# at 332k the rule's rate wins to 2.6M tokens and loses at 8M), so their exponent.
 LR_AUTO_TOKENS = 2e6
 LR_HORIZON_EXPONENT = 0.32
 

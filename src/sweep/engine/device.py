@@ -26,7 +26,7 @@ def cpu_has_bf16() -> bool:
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """'auto' is bf16 autocast on CUDA and on CPUs with native bf16, fp32 otherwise. On CPU bf16 was
     1.2-2.5x faster from d_model 32 up, with the quickstart's final losses within 1.12% of fp32
-    (README, Performance)."""
+    (docs/performance.md)."""
     if name == "bf16":
         return torch.bfloat16
     if name == "auto" and (device.type == "cuda" or cpu_has_bf16()):
@@ -68,7 +68,7 @@ def compiles(setting: bool | str, device: torch.device) -> bool:
     """Whether `train.compile` compiles on `device`. 'auto' compiles on CUDA only. On the 2-core
     development CPU compiled bf16 steps were 1.02-1.14x faster (medians of 3 `sweep bench --compile`
     / `--no-compile` pairs) for 12-24 s of compiling per shape with a cold cache, and Inductor needs a
-    C++ compiler: not worth it for short CPU runs, so there it is opt-in (README, Performance)."""
+    C++ compiler: not worth it for short CPU runs, so there it is opt-in (docs/performance.md)."""
     return setting is True or (setting == "auto" and device.type == "cuda")
 
 

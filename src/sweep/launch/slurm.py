@@ -9,7 +9,7 @@ from the jobs.
 
 Stopping a job: SLURM sends SIGUSR2 shortly before a job's time limit (submitit's `--signal=USR2@90`),
 and SIGTERM when it is cancelled or preempted. Either stops the worker as Ctrl-C does: the run in
-flight goes back to pending and keeps its checkpoint (`executors._train_claimed`). After SIGUSR2 the
+flight goes back to pending and keeps its checkpoint (`runner.task._train_claimed`). After SIGUSR2 the
 job then goes through submitit's own handler, which calls `SweepJob.checkpoint` and requeues it; the
 next attempt's worker resumes the run. (submitit itself only logs SIGTERM, and SLURM kills the job
 when its grace time ends: stopping at once keeps every file of the run whole.)

@@ -33,7 +33,7 @@ def check_corpus(specs: list[RunSpec], sha256: str) -> None:
 
 def work(store_root: Path, sweep: str | None, device_name: str, reporter, options=None, workers: int = 0,
          workers_per_gpu: int = 1, threads: int = 0):
-    """Train what is left of the store's registered runs on this machine (`executors.execute`: one
+    """Train what is left of the store's registered runs on this machine (`runner.execute`: one
     process, a CPU pool, or a worker per GPU), one corpus after another. The SweepOutcome of all."""
     import torch
 

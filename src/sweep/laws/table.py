@@ -36,7 +36,7 @@ from sweep.laws import AGGREGATES
 # still limited by optimisation rather than by its size N and tokens D: its loss sits above the law
 # and bends the fit (Choshen et al. 2024, "A Hitchhiker's Guide to Scaling Law Estimation",
 # arXiv 2410.11840, leave the early part of training out of their fits for the same reason).
-# Measured on the quickstart grid (README, "Designing a sweep"): with half the steps for the same
+# Measured on the quickstart grid (docs/design-rules.md, Steps): with half the steps for the same
 # tokens, runs of 244-732 steps ended 2.5-5.4% higher, runs of 1,270 steps 0.2-2.5%, of 2,246 or
 # more within 2%. `sweep fit` warns about points below this and `--min-steps K` leaves them out;
 # leaving the quickstart's shortest runs out did not make its held-out predictions better.

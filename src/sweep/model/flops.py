@@ -1,6 +1,6 @@
 """Parameter counts and training FLOPs as pure arithmetic over a `ModelShape`.
 
-Tests hold `param_counts` equal to `sum(p.numel())` of the module `model.py` builds, and
+Tests hold `param_counts` equal to `sum(p.numel())` of the module `gpt.GPT` builds, and
 `matmul_flops_per_token` equal to what `torch.utils.flop_counter` sees for a forward+backward pass.
 
 Conventions (all per training token, forward + backward = 3 × forward):

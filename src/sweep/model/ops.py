@@ -10,7 +10,7 @@ PyTorch's own kernels, and so does a compiled model (`train.compile`): Inductor 
 formulation's passes itself, and its fake-tensor tracing does not follow the hand-written kernels'
 `out=` layouts (reshaping the rotary output for attention failed to lower).
 
-Measured with `sweep bench` on a 2-core EPYC with avx512_bf16 (README, Performance).
+Measured with `sweep bench` on a 2-core EPYC with avx512_bf16 (docs/performance.md).
 """
 
 from __future__ import annotations

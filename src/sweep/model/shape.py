@@ -1,6 +1,6 @@
 """The architecture of one decoder-only Transformer: everything needed to build it and count it.
 
-Pure data, no torch: `flops.py` counts it, `model.py` builds it, `config.py` derives it from a target
+Pure data, no torch: `flops` counts it, `gpt` builds it, `config.rules` derives it from a target
 parameter count.
 """
 

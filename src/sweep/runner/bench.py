@@ -3,11 +3,11 @@
 1. The matmul peak of the device, measured (fp32 and bf16 on CPU, bf16 on CUDA) before, during and
    after the ladder, the fastest measurement kept: MFU is taken against what this machine does, never
    a datasheet number.
-2. Each model of a ladder trained for a few steps through the functions `train.train` calls
+2. Each model of a ladder trained for a few steps through the functions `engine.train` calls
    (get_batch, forward_backward, optimizer_step), each timed: tokens/s, FLOP/s under the 6N + attention
    convention (PaLM App. B), MFU against the peak of the dtype used, and the step split.
 3. On a CPU with several cores, the same shapes trained the way `sweep run` trains a sweep: one
-   single-thread worker process per core, all stepping at once (`executors.packing`). Their summed
+   single-thread worker process per core, all stepping at once (`runner.packing`). Their summed
    tokens/s is what the machine delivers during a sweep; MFU is that over the whole device's peak.
 4. Optionally the same shapes through the classic eager loop of `sweep.model.reference`, in fp32 and with
    bf16 autocast.
@@ -262,7 +262,7 @@ def overheads(shape: ModelShape, corpus: Corpus, runs: int = 6) -> dict:
 
 def worker_overhead(shape: ModelShape, corpus: Corpus, runs: int) -> float:
     """Median seconds a worker spends on a run besides its training steps, after its first run: `runs`
-    one-step runs of `shape` trained as a pool worker trains each task (`executors._train_task`: claim,
+    one-step runs of `shape` trained as a pool worker trains each task (`runner.task._train_task`: claim,
     status, metrics, model and optimizer, validation set, one evaluation, result, release), into a
     temporary store, less the median time of such a step (`bench_shape`)."""
     import tempfile

@@ -3,7 +3,7 @@ what the store recorded (metrics.jsonl, result.json), for runs trained without a
 
 csv and parquet write the `load_runs` table as one file, by default <STORE>/runs.csv or runs.parquet.
 tensorboard and wandb write one tracker run per run and per wsd trunk, as a live tracker would
-(`tracking`): into each run's own directory, or with --out into <out>/<the run's path under STORE>.
+(`runner.trackers`): into each run's own directory, or with --out into <out>/<the run's path under STORE>.
 Exporting again replaces what an earlier export or a live tracker wrote there, so nothing is duplicated.
 Runs in training (status running) are skipped and counted: they are still being written.
 """

@@ -112,7 +112,7 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
     state, kept = _resume_state(task, store)
     guard(store.set_status)(directory, "running", attempt=True)
     guard(store.start_metrics)(directory, kept)
-    # Each task is its own tracker run (a trunk too), starting from the rows it keeps (`tracking`).
+    # Each task is its own tracker run (a trunk too), starting from the rows it keeps (`runner.trackers`).
     trackers = tracking.Trackers(spec.train.log, tracking.TrackedRun(task.name, spec.sweep, task.kind, spec.to_dict(),
                                                                      directory), kept)
     checkpoint_path = directory / "checkpoint.pt"

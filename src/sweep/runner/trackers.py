@@ -57,7 +57,7 @@ class TrackedRun:
 
     name: str  # the run id, or a wsd trunk's id: the tracker run's name and id
     sweep: str  # the tracker run's group
-    kind: str  # 'run', 'trunk' or 'branch' (`executors.Task.kind`)
+    kind: str  # 'run', 'trunk' or 'branch' (`runner.plan.Task.kind`)
     config: dict  # the run's spec (`RunSpec.to_dict`)
     directory: Path
 

@@ -61,7 +61,7 @@ def load_runs(path: str | Path, sweep: str | None = None) -> "pd.DataFrame":
 
 
 def _variant_order(column: str) -> tuple:
-    """loss_q8, delta_q8, loss_q4, …, then pruning by share (`variants.order`)."""
+    """loss_q8, delta_q8, loss_q4, …, then pruning by share (`columns.order`)."""
     name = column.split("_", 1)[1]
     return variants.order(name), not column.startswith(variants.LOSS_PREFIX)
 

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,12 +15,10 @@ from typer.testing import CliRunner
 from sweep import load_runs
 from sweep.store.claims import CLAIM, holder, machine, try_claim
 from sweep.cli import app
-from sweep.store import read_metrics
 
-from conftest import run_dirs, tiny_config
+from conftest import SWEEP, read_claim, run_dirs, steps_of, tiny_config, wait_for
 
 runner = CliRunner()
-SWEEP = [sys.executable, "-m", "sweep"]
 
 
 def cosine_config(corpus: str, tokens: list[str], sizes: int = 1) -> dict:
@@ -29,26 +26,6 @@ def cosine_config(corpus: str, tokens: list[str], sizes: int = 1) -> dict:
     raw["model"]["sizes"] = raw["model"]["sizes"][:sizes]
     raw["train"].update({"threads": 1, "schedule": "cosine", "checkpoint_every": 0.3})
     return raw
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (value := condition()):
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def read_claim(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((run_dir / CLAIM).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def steps_of(run_dir: Path) -> list[int]:
-    return [row["step"] for row in read_metrics(run_dir)]
 
 
 def _can_unshare() -> bool:

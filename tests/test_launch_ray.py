@@ -14,8 +14,7 @@ from sweep.config import ExecutorConfig
 from sweep.errors import SweepError
 from sweep.launch.ray_cluster import connect, run_on_ray
 
-from test_launch_slurm import (assert_trained_once, claimed_mid_run, losses, reference_losses, register,  # noqa: F401
-                               sweep_config)
+from conftest import assert_trained_once, claimed_mid_run, losses, register
 
 # Read by ray when it is first imported: a cluster on the loopback address only (on Linux ray would
 # listen on the machine's network address), and no usage report sent anywhere.

@@ -4,7 +4,6 @@ requeue it and the run resumes), and the sbatch script that SLURM would get, che
 sbatch and then run as SLURM would run it. The executor section of a config, and that it stays out
 of run ids."""
 
-import contextlib
 import importlib.util
 import os
 import pickle
@@ -22,12 +21,12 @@ from typer.testing import CliRunner
 from sweep import load_runs
 from sweep.cli import app
 from sweep.config import ExecutorConfig, expand, parse_config
-from sweep.data import stdlib_root
 from sweep.errors import ConfigError, SweepError
 from sweep.launch.slurm import SweepJob, submit_slurm
-from sweep.store import read_json, read_metrics
+from sweep.store import read_json
 
-from conftest import run_dirs, tiny_config
+from conftest import (assert_trained_once, claimed_mid_run, eight_runs, losses, parent_pid, register, tiny_config,
+                      wait_for)
 
 needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
                                     reason="needs submitit: pip install -e '.[test]'")
@@ -35,72 +34,8 @@ runner = CliRunner()
 LOCAL = ExecutorConfig(workers=2, cluster="local", threads=1)
 
 
-def eight_runs() -> dict:
-    """test_worker's sweep: 2 sizes × 4 budgets, wsd, 8 runs from 2 trunks, checkpoints every 0.2 s."""
-    raw = tiny_config(str(stdlib_root() / "email" / "**" / "*.py"), tokens=["4e4", "8e4", "1.2e5", "1.6e5"])
-    raw["train"].update({"threads": 1, "checkpoint_every": 0.2})
-    return raw
-
-
-@pytest.fixture(scope="module")
-def sweep_config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "sweep.yaml"
-    path.write_text(yaml.safe_dump(eight_runs()))
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference_losses(sweep_config, tmp_path_factory) -> dict:
-    """The losses of an undisturbed `sweep run` of the same config on CPU."""
-    store = tmp_path_factory.mktemp("reference")
-    assert runner.invoke(app, ["run", str(sweep_config), "--store", str(store), "--workers", "1"]).exit_code == 0
-    return losses(store)
-
-
-def losses(store: Path) -> dict:
-    runs = load_runs(store)
-    assert (runs["status"] == "done").all(), runs[["run_id", "status"]]
-    return dict(zip(runs["run_id"], runs["loss"]))
-
-
-def register(config: Path, store: Path) -> None:
-    result = runner.invoke(app, ["run", str(config), "--store", str(store), "--submit-only"])
-    assert result.exit_code == 0, result.output
-
-
-def claimed_mid_run(store: Path, since: float = 0.0, timeout_s: float = 120) -> tuple[Path, int]:
-    """A run or trunk directory being trained now (checkpointed after `since`), and the pid that holds
-    its claim."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for saved in store.rglob("checkpoint.pt"):
-            claim = read_json(saved.parent / "claim.json")
-            with contextlib.suppress(FileNotFoundError):
-                if claim and saved.stat().st_mtime > since:
-                    return saved.parent, claim["pid"]
-        time.sleep(0.05)
-    raise AssertionError("no run was checkpointed in time")
-
-
-def parent_pid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def wait_for(jobs, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not all(job.done() for job in jobs):
-        assert time.monotonic() < deadline, [job.state for job in jobs]
-        time.sleep(0.2)
-
-
-def assert_trained_once(store: Path, *interrupted: Path) -> None:
-    """Every run done, started once, and at most once more each time it was interrupted (unless it
-    had just finished; a trunk interrupted is no run); its metrics log in step order."""
-    for run_dir in run_dirs(store / "tiny"):
-        attempts = read_json(run_dir / "status.json")["attempts"]
-        assert 1 <= attempts <= 1 + interrupted.count(run_dir), (run_dir, attempts)
-        steps = [row["step"] for row in read_metrics(run_dir)]
-        assert steps == sorted(set(steps)), run_dir
+def wait_ended(jobs, timeout_s: float = 300) -> None:
+    wait_for(lambda: all(job.done() for job in jobs), timeout_s, "every job to end")
 
 
 @needs_submitit
@@ -114,7 +49,7 @@ def test_a_job_killed_mid_run_is_replaced_by_one_more_and_nothing_is_lost(tmp_pa
     victim = next(job for job in jobs if job.job_id == str(parent_pid(pid)))
     os.kill(pid, signal.SIGKILL)
     restart = submit_slurm(store, "tiny", ExecutorConfig(workers=1, cluster="local", threads=1))
-    wait_for(jobs + restart)
+    wait_ended(jobs + restart)
     assert not victim.paths.result_pickle.exists(), "the killed job ended without a result"
     for job in jobs + restart:
         if job is not victim:
@@ -132,7 +67,7 @@ def test_sigterm_stops_a_job_cleanly_and_sigusr2_requeues_it_to_resume(tmp_path,
     [job] = submit_slurm(store, "tiny", one)
     stopped_dir, pid = claimed_mid_run(store)
     os.kill(pid, signal.SIGTERM)  # a cancelled or preempted job
-    wait_for([job])
+    wait_ended([job])
     assert not job.paths.result_pickle.exists()
     status = read_json(stopped_dir / "status.json")
     assert (status["status"], status["reason"]) == ("pending", "interrupted"), "put back, not left running"
@@ -143,7 +78,7 @@ def test_sigterm_stops_a_job_cleanly_and_sigusr2_requeues_it_to_resume(tmp_path,
     [job] = submit_slurm(store, "tiny", one)
     requeued_dir, pid = claimed_mid_run(store, since=resubmitted)
     os.kill(pid, signal.SIGUSR2)  # submitit's signal before the time limit: checkpoint() and requeue
-    wait_for([job])
+    wait_ended([job])
     assert job.result()["failed"] == 0, "the requeued attempt of the same job finished the sweep"
     assert "stopped by SIGUSR2" in job.stdout() and "Requeued job" in job.stdout()
     assert losses(store) == reference_losses
@@ -252,9 +187,9 @@ def problems(raw: dict) -> list[str]:
 
 
 @needs_submitit
-def test_sweep_run_executor_slurm_wait_trains_the_sweep_through_local_jobs(tmp_path, reference_losses):
+def test_sweep_run_executor_slurm_wait_trains_the_sweep_through_local_jobs(tmp_path, email_glob, reference_losses):
     """The command a user types, end to end: register, submit 2 local jobs, wait, exit as sweep run."""
-    raw = eight_runs()
+    raw = eight_runs(email_glob)
     raw["executor"] = {"workers": 2, "cluster": "local", "threads": 1}
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump(raw))

@@ -7,13 +7,11 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
 import warnings
 
 import pytest
 import torch
-import yaml
 from typer.testing import CliRunner
 
 from sweep import load_runs
@@ -23,10 +21,9 @@ from sweep.data import load_corpus
 from sweep.store import read_metrics
 from sweep.engine import train
 
-from conftest import run_dirs, tiny_config
+from conftest import SWEEP, run_dirs, steps_of, tiny_config
 
 runner = CliRunner()
-SWEEP = [sys.executable, "-m", "sweep"]
 
 
 def robust_config(corpus: str) -> dict:
@@ -78,7 +75,7 @@ def test_killed_and_restarted_sweep_ends_with_every_run_done_once(tmp_path, writ
     assert (got["status"] == "done").all() and sorted(got.index) == sorted(expected.index)
     assert (got["loss"] == expected.loss[got.index]).all(), "resumed runs must end where uninterrupted ones do"
     for run_dir in run_dirs(store / "tiny"):
-        steps = [row["step"] for row in read_metrics(run_dir)]
+        steps = steps_of(run_dir)
         assert steps == sorted(set(steps)), "no step logged twice"
         assert not (run_dir / "checkpoint.pt").exists() and not (run_dir / "claim.json").exists()
     assert not list((store / "tiny" / "trunks").glob("*/*.pt")), "branch points live until every branch is done"

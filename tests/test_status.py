@@ -7,8 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 import warnings
 
 import pytest
@@ -20,10 +18,9 @@ from sweep.config import expand, parse_config
 from sweep.store import Store
 from sweep.config.trunks import spent_flops
 
-from conftest import run_dirs, tiny_config
+from conftest import SWEEP, parent_pid, run_dirs, tiny_config, wait_for
 
 runner = CliRunner()
-SWEEP = [sys.executable, "-m", "sweep"]
 
 
 def two_runs(corpus: str) -> dict:
@@ -47,26 +44,21 @@ def status_json(store) -> dict:
 
 def poll(store, until, process, timeout: float = 90.0) -> dict:
     """The first `sweep status --json` of `store` (one sweep) for which `until(sweep)` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def shown() -> dict | None:
         assert process.poll() is None, f"the sweep ended first: {process.communicate()[0]}"
         result = status(store, "--json")
         if result.exit_code == 0:  # 2 until the sweep has registered its runs
             sweep = json.loads(result.stdout)["sweeps"][0]
             if until(sweep):
                 return sweep
-        time.sleep(0.1)
-    pytest.fail(f"sweep status never showed what was waited for; last: {result.output}")
+        return None
+
+    return wait_for(shown, timeout, "sweep status to show what was waited for")
 
 
 def logging(sweep) -> list[dict]:
     """The runs in flight that have logged a step and a training loss."""
     return [task for task in sweep["in_flight"] if task["state"] == "running" and task["step"] and task["train_loss"]]
-
-
-def parent_pid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def start(command) -> subprocess.Popen:

@@ -4,7 +4,6 @@ finished run intact. Real file systems: small and read-only tmpfs mounts (needs 
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,10 @@ from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
-from sweep.store import read_metrics
 
-from conftest import run_dirs, tiny_config
+from conftest import SWEEP, run_dirs, steps_of, tiny_config
 
 runner = CliRunner()
-SWEEP = [sys.executable, "-m", "sweep"]
 
 
 def _mount(path: Path, options: str) -> bool:
@@ -77,7 +74,7 @@ def test_a_full_disk_stops_the_sweep_and_loses_nothing(mount_tmpfs, write_config
     runs = load_runs(store)
     assert (runs["status"] == "done").all() and len(runs) == 4
     for run_dir in run_dirs(store / "tiny"):
-        steps = [row["step"] for row in read_metrics(run_dir)]
+        steps = steps_of(run_dir)
         assert steps == sorted(set(steps))
 
 

@@ -9,9 +9,8 @@ from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
-from sweep.store import read_metrics
 
-from conftest import run_dirs, tiny_config
+from conftest import run_dirs, steps_of, tiny_config
 
 runner = CliRunner()
 # Measured for 2 gloo ranks against one process, fp32 (tests/test_ddp.py): rounding grows to ~3e-4
@@ -41,6 +40,6 @@ def test_a_sweep_under_torchrun_trains_each_run_across_ranks_and_writes_once(tmp
     relative = ((runs["loss"] - expected[runs.index]) / expected[runs.index]).abs()
     assert relative.max() < TOLERANCE, relative
     for run_dir in run_dirs(store / "tiny"):
-        steps = [row["step"] for row in read_metrics(run_dir)]
+        steps = steps_of(run_dir)
         assert steps == sorted(set(steps)), "only rank 0 wrote"
         assert json.loads((run_dir / "result.json").read_text())["processes"] == 2

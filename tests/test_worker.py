@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import torch
 from typer.testing import CliRunner
@@ -19,25 +17,11 @@ from sweep.config import expand, parse_config
 from sweep.data import load_corpus
 from sweep.runner import plan_workers, run_pool
 from sweep.launch.lines import PlainReporter
-from sweep.store import Store, read_metrics
+from sweep.store import Store
 
-from conftest import run_dirs, tiny_config
+from conftest import SWEEP, claimed_mid_run, eight_runs, losses, read_claim, run_dirs, steps_of, wait_for
 
 runner = CliRunner()
-SWEEP = [sys.executable, "-m", "sweep"]
-
-
-def eight_runs(corpus: str) -> dict:
-    """2 sizes × 4 budgets, wsd: 8 runs from 2 trunks, each a few seconds on one thread."""
-    raw = tiny_config(corpus, tokens=["4e4", "8e4", "1.2e5", "1.6e5"])
-    raw["train"].update({"threads": 1, "checkpoint_every": 0.2})
-    return raw
-
-
-def losses(store) -> dict:
-    runs = load_runs(store)
-    assert (runs["status"] == "done").all(), runs[["run_id", "status"]]
-    return dict(zip(runs["run_id"], runs["loss"]))
 
 
 def test_submit_only_registers_and_two_workers_train_everything_once(tmp_path, write_config, email_glob):
@@ -65,10 +49,8 @@ def test_one_of_two_workers_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_p
     assert runner.invoke(app, ["run", str(config), "--store", str(store), "--submit-only"]).exit_code == 0
     command = [*SWEEP, "worker", str(store), "--threads", "1", "--workers", "1"]
     victim, other = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2))
-    deadline = time.monotonic() + 120
-    while not any(_held_by(checkpoint.parent, victim.pid) for checkpoint in store.rglob("checkpoint.pt")):
-        assert time.monotonic() < deadline, "the victim never checkpointed a run"
-        time.sleep(0.05)
+    wait_for(lambda: any(_held_by(checkpoint.parent, victim.pid) for checkpoint in store.rglob("checkpoint.pt")),
+             120, "the victim to checkpoint a run")
     victim.send_signal(signal.SIGKILL)  # mid-run: it has checkpointed the run it holds
     victim.wait()
     replacement = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -76,15 +58,13 @@ def test_one_of_two_workers_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_p
     assert losses(store) == losses(reference)
     assert load_runs(store)["attempts"].max() <= 2, "only the killed worker's run started twice"
     for run_dir in run_dirs(store / "tiny"):
-        steps = [row["step"] for row in read_metrics(run_dir)]
+        steps = steps_of(run_dir)
         assert steps == sorted(set(steps))
 
 
 def _held_by(directory, pid: int) -> bool:
-    try:
-        return json.loads((directory / "claim.json").read_text())["pid"] == pid
-    except (OSError, ValueError):
-        return False
+    claim = read_claim(directory)
+    return claim is not None and claim["pid"] == pid
 
 
 def test_a_worker_on_a_store_with_no_runs_says_so(tmp_path):
@@ -140,14 +120,7 @@ def test_a_pool_worker_killed_mid_run_fails_only_its_run_and_retry_finishes_it(t
     store = tmp_path / "store"
     pool = subprocess.Popen([*SWEEP, "run", str(config), "--store", str(store), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline, victim = time.monotonic() + 120, None
-    while victim is None and time.monotonic() < deadline:
-        for checkpoint in store.rglob("checkpoint.pt"):
-            try:
-                victim = json.loads((checkpoint.parent / "claim.json").read_text())["pid"]
-            except (OSError, ValueError):
-                continue
-        time.sleep(0.05)
+    _, victim = claimed_mid_run(store, timeout_s=120)
     os.kill(victim, signal.SIGKILL)
     output = pool.communicate(timeout=600)[0]
     assert pool.returncode == 1 and "worker process died" in json.dumps(load_runs(store)["reason"].tolist()), output

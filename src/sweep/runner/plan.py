@@ -10,7 +10,7 @@ from typing import Callable
 
 from sweep.config import RunSpec, spec_from_dict
 from sweep.config.trunks import Trunk, trunks
-from sweep.store import FINISHED, Store, run_status
+from sweep.store import FINISHED, Store
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Plan:
 
     def _trunk_failure(self, trunk_id: str) -> dict | None:
         """The trunk's status when it ended in a way that no retry in this invocation will change."""
-        status = run_status(self.store.trunk_dir(self.trunks[trunk_id].branches[0]))
+        status = self.store.run_status(self.store.trunk_dir(self.trunks[trunk_id].branches[0]))
         if trunk_id in self.closed or status["status"] == "diverged" or (
                 status["status"] == "failed" and not self.options.retry_failed):
             return status

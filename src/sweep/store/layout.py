@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 
 from sweep.columns import STATUSES
@@ -30,6 +31,19 @@ class Store:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._warned: set[str] = set()
+
+    def warn(self, message: str) -> None:
+        """Warn about a damaged run file once for this store, however often a sweep reads it: Python's own
+        once-per-place memory is lost whenever a module changes the warning filters (importing pandas
+        does), and then a pooled sweep warned twice about one file."""
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message, stacklevel=2)
+
+    def run_status(self, directory: Path) -> dict:
+        """The status of the run or trunk in `directory` (`records.run_status`), damage warned once."""
+        return run_status(directory, self.warn)
 
     def run_dir(self, spec: RunSpec) -> Path:
         return self.root / spec.sweep / spec.run_id
@@ -45,7 +59,7 @@ class Store:
         return self.trunk_dir(spec) / f"branch-{spec.branch_step}.pt"
 
     def status(self, spec: RunSpec) -> dict:
-        return run_status(self.run_dir(spec))
+        return self.run_status(self.run_dir(spec))
 
     def register(self, spec: RunSpec) -> None:
         """Create the run's directory with its spec, unless it exists; never touches a run's results.
@@ -61,13 +75,13 @@ class Store:
         directory.mkdir(parents=True, exist_ok=True)
         if read_json(directory / name) is None:
             write_json(directory / name, spec.to_dict())
-        status, _, as_stored = status_and_result(directory)
+        status, _, as_stored = status_and_result(directory, self.warn)
         if not as_stored:
             self.set_status(directory, status["status"], reason=status.get("reason"))
 
     def set_status(self, directory: Path, status: str, *, attempt: bool = False, reason: str | None = None) -> None:
         assert status in STATUSES, status
-        previous = run_status(directory)
+        previous = self.run_status(directory)
         write_json(directory / "status.json", {
             "status": status,
             "attempts": previous["attempts"] + (1 if attempt else 0),

@@ -11,6 +11,7 @@ however many callers read the file.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 import warnings
 from pathlib import Path
 
@@ -51,30 +52,30 @@ def _result_problem(result: dict, status: str) -> str | None:
     return None
 
 
-def status_and_result(run_dir: Path) -> tuple[dict, dict | None, bool]:
+def status_and_result(run_dir: Path, warn: Callable[[str], None] = warnings.warn) -> tuple[dict, dict | None, bool]:
     """status.json and, for a finished run, result.json, both checked, and whether status.json holds
     the status the run reads as. A missing or damaged status.json reads as a run never tried. A
     finished run whose result.json is missing or damaged reads as pending: its result is lost, so it
-    must be trained again. The reason says which file was damaged."""
+    must be trained again. The reason says which file was damaged, and `warn` hears it."""
     path = run_dir / "status.json"
     status = read_json(path)
     if status is None:
         return {"status": "pending", "attempts": 0}, None, False
     if problem := _status_problem(status):
-        warnings.warn(f"{path}: damaged: {problem}; the run shows as pending")
+        warn(f"{path}: damaged: {problem}; the run shows as pending")
         return {"status": "pending", "attempts": 0, "reason": f"damaged status.json: {problem}"}, None, False
     if status["status"] not in FINISHED:
         return status, None, True
     path = run_dir / "result.json"
     result = read_json(path)
     if result is None:
-        warnings.warn(f"{run_dir}: status {status['status']!r} but no readable result.json; shown as incomplete")
+        warn(f"{run_dir}: status {status['status']!r} but no readable result.json; shown as incomplete")
         return {**status, "status": "pending", "reason": "result.json missing or unreadable"}, None, False
     if problem := _result_problem(result, status["status"]):
-        warnings.warn(f"{path}: damaged: {problem}; the run shows as pending")
+        warn(f"{path}: damaged: {problem}; the run shows as pending")
         return {**status, "status": "pending", "reason": f"damaged result.json: {problem}"}, None, False
     return status, result, True
 
 
-def run_status(run_dir: Path) -> dict:
-    return status_and_result(run_dir)[0]
+def run_status(run_dir: Path, warn: Callable[[str], None] = warnings.warn) -> dict:
+    return status_and_result(run_dir, warn)[0]

@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from sweep.runner.bench import bench_shape, fastest, matmul_peak, pool_rows
 from sweep.config import DataConfig
 from sweep.data import load_corpus
 from sweep.model.flops import flops_per_token
 from sweep.model.shape import ModelShape
+from sweep.runner.bench import bench_shape, fastest, matmul_peak, pool_rows
 
 
+@pytest.mark.slow
 def test_bench_shape_reports_rates_consistent_with_its_step_split(email_glob):
     corpus = load_corpus(DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2))
     shape = ModelShape(1, 32, 2, 128, 256, 32)
@@ -20,6 +21,7 @@ def test_bench_shape_reports_rates_consistent_with_its_step_split(email_glob):
     assert row["compiled"] is False and row["compile_s"] is None  # 'auto' compiles on CUDA only
 
 
+@pytest.mark.slow
 def test_compiling_is_reported_apart_from_the_timed_steps(email_glob):
     """--compile: the compile happens in a warm-up step, reported as compile_s, never in tokens/s."""
     corpus = load_corpus(DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2))
@@ -43,6 +45,7 @@ def test_mfu_is_taken_against_the_fastest_peak_measurement():
     assert fastest([{"bf16": 1e15, "fp32": None}, {"bf16": 9e14, "fp32": None}]) == {"bf16": 1e15, "fp32": None}
 
 
+@pytest.mark.slow
 def test_pool_rows_sum_the_workers_that_trained_at_once(email_glob):
     """The pooled measurement (what `sweep run` does with one worker per core): each shape is trained by
     every worker, and the row's rates are the workers' sums."""

@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SWEEP, read_claim, run_dirs, steps_of, tiny_config, wait_for
 from typer.testing import CliRunner
 
 from sweep import load_runs
-from sweep.store.claims import CLAIM, holder, machine, try_claim
 from sweep.cli import app
-
-from conftest import SWEEP, read_claim, run_dirs, steps_of, tiny_config, wait_for
+from sweep.store.claims import CLAIM, holder, machine, try_claim
 
 runner = CliRunner()
 
@@ -32,6 +31,7 @@ def _can_unshare() -> bool:
     return subprocess.run(["unshare", "-u", "-p", "-f", "--mount-proc", "true"], capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _can_unshare(), reason="needs unshare of UTS, pid and mount namespaces (root)")
 def test_a_runner_paused_past_the_stale_time_loses_its_run_and_writes_nothing_more(tmp_path, write_config, email_glob):
     """Runner A is stopped (SIGSTOP) past the stale time; runner B, on another simulated host (its own
@@ -67,6 +67,7 @@ def test_a_runner_paused_past_the_stale_time_loses_its_run_and_writes_nothing_mo
     assert not (run_dir / CLAIM).exists()
 
 
+@pytest.mark.slow
 def test_workers_stop_when_their_parent_is_killed(tmp_path, write_config, email_glob):
     """kill -9 of a pool's parent alone: its workers put their runs back and exit, training nothing
     more; the next sweep run finishes every run once."""

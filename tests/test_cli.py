@@ -4,13 +4,12 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import REPO, run_dirs, tiny_config
 from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
 from sweep.store import COLUMNS
-
-from conftest import REPO, run_dirs, tiny_config
 
 runner = CliRunner()
 
@@ -28,6 +27,7 @@ def smoke_store(tmp_path_factory):
     return store, result.output
 
 
+@pytest.mark.slow
 def test_smoke_sweep_end_to_end(smoke_store):
     store, output = smoke_store
     assert "sweep smoke: 4 trained, 0 already finished, 0 failed, 0 diverged" in output

@@ -23,6 +23,7 @@ def law_table(path, noise=0.0, seed=0):
     return path
 
 
+@pytest.mark.slow
 def test_fit_json_recovers_the_law_and_predict_answers_a_budget(tmp_path):
     table = law_table(tmp_path / "runs.csv")
     out = tmp_path / "laws"
@@ -47,6 +48,7 @@ def test_fit_json_recovers_the_law_and_predict_answers_a_budget(tmp_path):
     assert at["loss"]["value"] == pytest.approx(expected, rel=0.01)
 
 
+@pytest.mark.slow
 def test_fit_tables_and_holdout_on_the_terminal(tmp_path):
     table = law_table(tmp_path / "runs.csv", noise=0.01)
     result = runner.invoke(app, ["fit", str(table), "--bootstrap", "20", "--holdout", "3"])
@@ -68,6 +70,7 @@ def test_bad_tables_exit_2_with_the_problem_named(tmp_path, content, message):
     assert message in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_predict_needs_a_budget(tmp_path):
     table = law_table(tmp_path / "runs.csv")
     runner.invoke(app, ["fit", str(table), "--bootstrap", "0", "--out", str(tmp_path / "o")])
@@ -79,6 +82,7 @@ def test_predict_needs_a_budget(tmp_path):
     assert result.exit_code == 2
 
 
+@pytest.mark.slow
 def test_form_flag_sets_the_law_that_predict_uses(tmp_path):
     table = law_table(tmp_path / "runs.csv", noise=0.005)
     out = tmp_path / "laws"
@@ -97,6 +101,7 @@ def test_form_flag_sets_the_law_that_predict_uses(tmp_path):
     assert low < answer["loss"]["value"] < high
 
 
+@pytest.mark.slow
 def test_rollout_table_and_a_missing_interval_shown_with_its_reason(tmp_path):
     table = law_table(tmp_path / "runs.csv", noise=0.01)
     result = runner.invoke(app, ["fit", str(table), "--bootstrap", "0", "--rollout"])
@@ -134,6 +139,7 @@ def law_store(root, name: str, **model_settings):
     return root
 
 
+@pytest.mark.slow
 def test_predict_suggests_the_shape_of_the_sweeps_own_params_rule(tmp_path):
     from sweep.config import ModelConfig, shape_for_params
 
@@ -160,6 +166,7 @@ def test_predict_suggests_the_shape_of_the_sweeps_own_params_rule(tmp_path):
         sweeps_rule.n_layers, sweeps_rule.d_model, sweeps_rule.n_heads, sweeps_rule.d_ff)
 
 
+@pytest.mark.slow
 def test_predict_names_the_defaults_it_assumes_where_the_laws_file_has_no_settings(tmp_path):
     store = law_store(tmp_path / "store", "swiglu", activation="swiglu")
     law_store(store, "gelu")  # a second sweep: its runs differ from the first in activation only
@@ -183,6 +190,7 @@ def test_predict_names_the_defaults_it_assumes_where_the_laws_file_has_no_settin
     ({"aspect": 64}, "'aspect' is not a model setting"),
     ([], "its model settings are [], not a mapping"),
 ])
+@pytest.mark.slow
 def test_damaged_model_settings_exit_2_with_the_problem_named(tmp_path, model, message):
     table = law_table(tmp_path / "runs.csv")
     runner.invoke(app, ["fit", str(table), "--bootstrap", "0", "--out", str(tmp_path / "o")])

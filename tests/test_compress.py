@@ -5,16 +5,15 @@ import json
 
 import pytest
 import torch
-
-from sweep.engine.compress import compressed_weights, compression_losses, prune_smallest, quantize_rows
-from sweep.config import EvalConfig, expand, parse_config
-from sweep.data import load_corpus, stdlib_root, validation_set
-from sweep.model.gpt import GPT
-from sweep.store import load_runs
-from sweep.engine import evaluate, setup_process, train
+from conftest import run_dirs, tiny_config
 from typer.testing import CliRunner
 
-from conftest import run_dirs, tiny_config
+from sweep.config import EvalConfig, expand, parse_config
+from sweep.data import load_corpus, stdlib_root, validation_set
+from sweep.engine import evaluate, setup_process, train
+from sweep.engine.compress import compressed_weights, compression_losses, prune_smallest, quantize_rows
+from sweep.model.gpt import GPT
+from sweep.store import load_runs
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
@@ -103,6 +102,7 @@ def test_compression_is_in_no_run_id(email_glob):
     assert expand(compressed)[0].eval == EvalConfig(quantize=(4,), prune=(0.5,), embeddings=True)
 
 
+@pytest.mark.slow
 def test_a_damaged_compression_entry_is_skipped_with_a_warning(tmp_path, write_config, email_glob):
     from sweep.cli import app
 

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from sweep.codelength.compressors import NOT_INSTALLED, compressed_bits, default_compressors, find_zstd
-from sweep.errors import InputError
 from sweep.codelength.frontier import (
     best_codes,
     compression_table,
@@ -18,6 +17,7 @@ from sweep.codelength.frontier import (
     frontier,
     plot_frontier,
 )
+from sweep.errors import InputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LN2 = math.log(2)

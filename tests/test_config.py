@@ -2,13 +2,20 @@ import dataclasses
 import math
 
 import pytest
+from conftest import REPO, tiny_config
 
-from sweep.config import (ModelConfig, expand, kaplan_lr, load_config, lr_for_params, parse_config,
-                          shape_for_params, tokens_for_ratio)
+from sweep.config import (
+    ModelConfig,
+    expand,
+    kaplan_lr,
+    load_config,
+    lr_for_params,
+    parse_config,
+    shape_for_params,
+    tokens_for_ratio,
+)
 from sweep.errors import ConfigError, SweepError
 from sweep.model.flops import param_counts
-
-from conftest import REPO, tiny_config
 
 
 def problems_of(raw: dict) -> list[str]:

@@ -1,10 +1,9 @@
 """Every config shipped in configs/ loads, validates and expands into a grid."""
 
 import pytest
+from conftest import REPO
 
 from sweep.config import expand, load_config
-
-from conftest import REPO
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 

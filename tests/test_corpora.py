@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_dirs, tiny_config
 from typer.testing import CliRunner
 
 from sweep.cli import app
 from sweep.config import DataConfig
 from sweep.data import bits_per_byte, is_validation, load_corpus, stdlib_root, validation_set
 from sweep.data.tokenizer import CACHE_DIR
-
-from conftest import run_dirs, tiny_config
 
 runner = CliRunner()
 
@@ -51,6 +50,7 @@ def test_jsonl_lines_are_documents_split_by_name(jsonl):
     assert len(corpus.val) == sum(len(t.encode()) + 1 for t in val)  # each document and its separator
 
 
+@pytest.mark.slow
 def test_a_jsonl_sweep_trains(jsonl, tmp_path, write_config):
     store = tmp_path / "store"
     result = invoke("run", write_config(tiny_config(str(jsonl), tokens=["8192"])), "--store", store)
@@ -75,6 +75,7 @@ def test_a_malformed_line_exits_2_naming_it_and_writes_nothing(jsonl, tmp_path, 
     assert "Traceback" not in result.output and not store.exists()
 
 
+@pytest.mark.slow
 def test_skipped_malformed_lines_are_counted_and_recorded(jsonl, tmp_path, write_config):
     with open(jsonl, "a") as file:
         file.write("not json\n\n{\"text\": null}\n")  # two malformed records and a blank line
@@ -141,6 +142,7 @@ def test_bpe_is_trained_on_the_training_split_only(tmp_path):
     assert any("quick" in token for token in vocab) and not any("zz" in token for token in vocab)
 
 
+@pytest.mark.slow
 def test_bpe_is_deterministic_cached_and_recorded(tmp_path):
     pytest.importorskip("tokenizers")
     code = ("import sys; from sweep.config import DataConfig; from sweep.data import load_corpus, stdlib_root; "
@@ -174,6 +176,7 @@ def test_bpe_bits_per_byte_count_every_byte_of_the_validation_text_once(tmp_path
     assert bits_per_byte(loss, byte_level, 32, 2048) == loss / math.log(2)
 
 
+@pytest.mark.slow
 def test_a_bpe_sweep_records_its_tokenizer_and_both_parameter_counts(tmp_path, write_config):
     pytest.importorskip("tokenizers")
     raw = tiny_config(str(stdlib_root() / "email" / "**" / "*.py"), tokens=["8192"])

@@ -14,21 +14,19 @@ import warnings
 import pytest
 import torch
 import yaml
+from conftest import tiny_config
 from typer.testing import CliRunner
 
 from sweep import load_runs
-from sweep.engine import checkpoint
 from sweep.cli import app
 from sweep.config import expand, parse_config
+from sweep.config.trunks import trunks
 from sweep.data import load_corpus, stdlib_root
+from sweep.engine import TrainState, checkpoint, train
+from sweep.laws import prepare_table
 from sweep.runner import Task, run_local
 from sweep.runner.task import _resume_state
-from sweep.laws import prepare_table
 from sweep.store import Store, metrics_through, read_metrics
-from sweep.engine import TrainState, train
-from sweep.config.trunks import trunks
-
-from conftest import tiny_config
 
 runner = CliRunner()
 EMAIL = str(stdlib_root() / "email" / "**" / "*.py")
@@ -168,6 +166,7 @@ def test_metrics_rows_of_the_wrong_type_or_bytes_are_skipped_with_one_warning(tm
         assert [row["step"] for row in metrics_through(tmp_path, 2)] == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_run_resumes_past_damaged_metrics_lines(cosine, tmp_path):
     """Through the worker pool, as `sweep run` trains by default on several cores."""
     config, reference, interrupted, specs = cosine
@@ -296,6 +295,7 @@ def test_a_damaged_status_json_reads_as_pending_and_the_run_is_trained_again(lad
     assert "0 trained, 9 already finished" in invoke("run", config, "--store", store, "--workers", "1").output
 
 
+@pytest.mark.slow
 def test_a_pooled_sweep_warns_once_about_each_damaged_file(ladder, tmp_path):
     config, reference = ladder
     store = copied(reference, tmp_path)
@@ -317,6 +317,7 @@ def test_a_pooled_sweep_warns_once_about_each_damaged_file(ladder, tmp_path):
 
 @pytest.mark.parametrize("damage", [{"loss": "abc"}, {"loss": None}, {"loss": math.nan}, {"loss": -1.0},
                                     {"params": "abc"}, {"compiled": "no"}, "empty"], ids=str)
+@pytest.mark.slow
 def test_a_damaged_result_json_is_left_out_of_fit_and_trained_again(ladder, tmp_path, damage):
     config, reference = ladder
     store = copied(reference, tmp_path)

@@ -4,14 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from typer.testing import CliRunner
 
 from sweep.cli import app
 from sweep.config import DataConfig
 from sweep.data import WHOLE_READ_BYTES, get_batch, is_validation, load_corpus, stdlib_root, validation_set
 from sweep.errors import SweepError
-
-from conftest import tiny_config
 
 
 def test_stdlib_split_is_by_document_and_disjoint():

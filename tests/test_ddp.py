@@ -10,15 +10,13 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import tiny_config
 
-from sweep.engine import distributed
 from sweep.config import expand, parse_config
 from sweep.data import get_batch, load_corpus, stdlib_root
+from sweep.engine import TrainState, accumulate_gradients, distributed, micro_batch_rows, setup_process, train
 from sweep.errors import ConfigError, SweepError
 from sweep.model.gpt import GPT
-from sweep.engine import TrainState, accumulate_gradients, micro_batch_rows, setup_process, train
-
-from conftest import tiny_config
 
 CPU = torch.device("cpu")
 STEPS = 40
@@ -144,6 +142,7 @@ def test_micro_batches_draw_the_unsplit_curve(one_process):
     _assert_same_curve(rows, one_process[0])
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_draw_the_one_process_curve(one_process, two_processes):
     """DDP on 2 ranks, each 2 micro-batches of its 512 tokens, against one process taking all 1024 at
     once: every logged training loss (the mean over ranks) and the final validation loss. Measured:

@@ -3,15 +3,15 @@
 import json
 
 import pandas as pd
+import pytest
 import torch
+from conftest import run_dirs, tiny_config
 from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.runner import packing
-
-from conftest import run_dirs, tiny_config
 
 runner = CliRunner()
 
@@ -27,6 +27,7 @@ def test_packing_splits_cores_between_runs(monkeypatch):
     assert packing(specs, cuda) == (1, 8)
 
 
+@pytest.mark.slow
 def test_pool_trains_every_run_once_and_records_it(tmp_path, write_config, email_glob):
     path = write_config(tiny_config(email_glob))
     store = tmp_path / "store"

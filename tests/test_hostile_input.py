@@ -7,14 +7,13 @@ import warnings
 
 import pandas as pd
 import pytest
+from conftest import tiny_config
 from typer.testing import CliRunner
 
 from sweep.cli import app
 from sweep.config import DataConfig, load_config, parse_config
 from sweep.data import load_corpus
 from sweep.errors import ConfigError, SweepError
-
-from conftest import tiny_config
 
 runner = CliRunner()
 
@@ -193,6 +192,7 @@ DEGENERATE = [(12830000.0, 499500000000000.0, 0.2151), (65740000.0, 536500000000
               (24460000.0, 911800000000000.0, 0.8673), (18120000.0, 2571000000000000.0, 0.0534)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rows", [WILD, DEGENERATE], ids=["wild", "degenerate"])
 def test_fit_and_predict_on_wild_tables_print_no_numpy_warnings(tmp_path, rows):
     table = tmp_path / "runs.csv"

@@ -9,12 +9,11 @@ import sys
 import threading
 
 import pytest
+from conftest import assert_trained_once, claimed_mid_run, losses, register
 
 from sweep.config import ExecutorConfig
 from sweep.errors import SweepError
 from sweep.launch.ray_cluster import connect, run_on_ray
-
-from conftest import assert_trained_once, claimed_mid_run, losses, register
 
 # Read by ray when it is first imported: a cluster on the loopback address only (on Linux ray would
 # listen on the machine's network address), and no usage report sent anywhere.
@@ -24,6 +23,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray: pip install -e '.[test]'")
 
 
+@pytest.mark.slow
 @needs_ray
 def test_a_ray_worker_killed_mid_run_is_retried_and_nothing_is_lost(tmp_path, sweep_config, reference_losses,
                                                                       monkeypatch):

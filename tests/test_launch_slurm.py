@@ -16,6 +16,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import (
+    assert_trained_once,
+    claimed_mid_run,
+    eight_runs,
+    losses,
+    parent_pid,
+    register,
+    tiny_config,
+    wait_for,
+)
 from typer.testing import CliRunner
 
 from sweep import load_runs
@@ -24,9 +34,6 @@ from sweep.config import ExecutorConfig, expand, parse_config
 from sweep.errors import ConfigError, SweepError
 from sweep.launch.slurm import SweepJob, submit_slurm
 from sweep.store import read_json
-
-from conftest import (assert_trained_once, claimed_mid_run, eight_runs, losses, parent_pid, register, tiny_config,
-                      wait_for)
 
 needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
                                     reason="needs submitit: pip install -e '.[test]'")
@@ -38,6 +45,7 @@ def wait_ended(jobs, timeout_s: float = 300) -> None:
     wait_for(lambda: all(job.done() for job in jobs), timeout_s, "every job to end")
 
 
+@pytest.mark.slow
 @needs_submitit
 def test_a_job_killed_mid_run_is_replaced_by_one_more_and_nothing_is_lost(tmp_path, sweep_config, reference_losses):
     store = tmp_path / "store"
@@ -59,6 +67,7 @@ def test_a_job_killed_mid_run_is_replaced_by_one_more_and_nothing_is_lost(tmp_pa
     assert_trained_once(store, victim_dir)
 
 
+@pytest.mark.slow
 @needs_submitit
 def test_sigterm_stops_a_job_cleanly_and_sigusr2_requeues_it_to_resume(tmp_path, sweep_config, reference_losses):
     store = tmp_path / "store"
@@ -109,6 +118,7 @@ def fake_slurm(directory: Path) -> None:
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
+@pytest.mark.slow
 @needs_submitit
 def test_the_sbatch_script_asks_for_the_configured_job_array_and_starts_a_worker(tmp_path, write_config, email_glob,
                                                                                monkeypatch):
@@ -186,6 +196,7 @@ def problems(raw: dict) -> list[str]:
     return [problem.split(":")[0] for problem in err.value.problems]
 
 
+@pytest.mark.slow
 @needs_submitit
 def test_sweep_run_executor_slurm_wait_trains_the_sweep_through_local_jobs(tmp_path, email_glob, reference_losses):
     """The command a user types, end to end: register, submit 2 local jobs, wait, exit as sweep run."""

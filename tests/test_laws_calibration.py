@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import norm
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "calibration.py"
@@ -36,6 +37,7 @@ def chance_inside(bounds, true_loss: float, noise: float) -> float:
     return float(norm.cdf(high / noise) - norm.cdf(low / noise))
 
 
+@pytest.mark.slow
 def test_prediction_intervals_cover_new_runs_and_parameter_intervals_do_not():
     calibration = calibration_script()
     coverage = {"interval": [], "ci": []}

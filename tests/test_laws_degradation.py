@@ -10,6 +10,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from sweep.cli import app
+from sweep.cli.tables import runs_table
+from sweep.columns import variant_name
 from sweep.errors import InputError
 from sweep.laws import fit_report, prepare_table
 from sweep.laws.degradation import (
@@ -19,8 +21,6 @@ from sweep.laws.degradation import (
     predict_degradation,
     variants_in,
 )
-from sweep.cli.tables import runs_table
-from sweep.columns import variant_name
 
 runner = CliRunner()
 TRUTH = DegradationLaw(C=1e-3, gamma_D=0.5, gamma_N=0.45)
@@ -156,6 +156,7 @@ def test_a_report_without_delta_columns_has_no_degradation_section(tmp_path):
     assert "degradation" not in result and not any(key.startswith("degradation") for key in result["skipped"])
 
 
+@pytest.mark.slow
 def test_sweep_fit_and_predict_with_degradation_laws(tmp_path):
     table, out = loss_and_delta_table(tmp_path / "runs.csv"), tmp_path / "laws"
     result = runner.invoke(app, ["fit", str(table), "--bootstrap", "50", "--form", "chinchilla", "--out", str(out)])

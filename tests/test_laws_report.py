@@ -22,8 +22,8 @@ from sweep.laws import (
     save_laws,
 )
 from sweep.laws.bootstrap import why_no_interval
-from sweep.laws.forms import kaplan_allocate, kaplan_loss
 from sweep.laws.fitreport import LawChoice
+from sweep.laws.forms import kaplan_allocate, kaplan_loss
 
 TRUTH = ChinchillaParams(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)  # Besiroglu et al.
 

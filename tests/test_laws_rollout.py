@@ -40,6 +40,7 @@ def test_each_level_is_predicted_from_every_point_below_it():
     (lambda n, d: kaplan_loss(n, d, KAPLAN), "kaplan"),
     (lambda n, d: predict_loss(n, d, CHINCHILLA), "chinchilla"),
 ])
+@pytest.mark.slow
 def test_auto_predicts_with_the_form_that_extrapolates_best(loss_of, form):
     points = grid(loss_of, sizes=5, budgets=4)
     assert choose_form(rollout(points, tolerance=0.1)) == form

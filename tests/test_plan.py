@@ -2,14 +2,13 @@
 point is a file the Plan only asks the existence of, and a trunk's end is the record a runner writes."""
 
 import pytest
+from conftest import tiny_config
 
 from sweep.config import expand, parse_config
 from sweep.config.trunks import trunks
 from sweep.runner import Options, pending, register
 from sweep.runner.plan import TAKEN_TRUNK_RETRY_S, Plan
 from sweep.store import Store, spec_columns
-
-from conftest import tiny_config
 
 
 def wsd_config(corpus: str) -> dict:

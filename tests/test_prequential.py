@@ -8,14 +8,13 @@ import math
 
 import pytest
 import torch
+from conftest import run_dirs, tiny_config
+from typer.testing import CliRunner
 
 from sweep.config import expand, parse_config
 from sweep.data import epoch_starts, epoch_targets, epoch_windows, get_epoch_batch, load_corpus
-from sweep.store import load_runs
 from sweep.engine import TrainState, prequential_reason, setup_process, train
-from typer.testing import CliRunner
-
-from conftest import run_dirs, tiny_config
+from sweep.store import load_runs
 
 
 def test_no_window_repeats_within_an_epoch_and_each_epoch_reshuffles():
@@ -95,6 +94,7 @@ def test_runs_that_repeat_data_record_no_code_length_and_say_why(epoch_sweep, em
     assert prequential_reason(spec, spec.tokens + 1) is None
 
 
+@pytest.mark.slow
 def test_an_epoch_sweep_records_the_code_length_and_keeps_random_run_ids(tmp_path, write_config, email_glob):
     from sweep.cli import app
 
@@ -118,8 +118,9 @@ def test_an_epoch_sweep_records_the_code_length_and_keeps_random_run_ids(tmp_pat
 @pytest.fixture(scope="module")
 def epoch_store(tmp_path_factory, email_glob_module):
     """A 2-size × 3-budget sweep in epoch order: enough points for sweep fit."""
-    from sweep.cli import app
     import yaml
+
+    from sweep.cli import app
 
     raw = tiny_config(email_glob_module, tokens=["8192", "16384", "32768"],
                       data={**tiny_config("")["data"], "corpus": email_glob_module, "order": "epoch"})
@@ -131,6 +132,7 @@ def epoch_store(tmp_path_factory, email_glob_module):
     return root / "runs"
 
 
+@pytest.mark.slow
 def test_compressors_get_the_very_bytes_the_run_coded(epoch_store):
     from sweep.codelength.section import coded_bytes
     from sweep.config import spec_from_dict
@@ -143,6 +145,7 @@ def test_compressors_get_the_very_bytes_the_run_coded(epoch_store):
     assert coded_bytes(epoch_store, run_dir.name) == torch.cat(batches).reshape(-1).to(torch.uint8).numpy().tobytes()
 
 
+@pytest.mark.slow
 def test_sweep_fit_prints_the_compression_table_and_the_frontier(epoch_store, tmp_path):
     from sweep.cli import app
 

@@ -12,16 +12,15 @@ import warnings
 
 import pytest
 import torch
+from conftest import SWEEP, run_dirs, steps_of, tiny_config
 from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
-from sweep.store import read_metrics
 from sweep.engine import train
-
-from conftest import SWEEP, run_dirs, steps_of, tiny_config
+from sweep.store import read_metrics
 
 runner = CliRunner()
 
@@ -55,6 +54,7 @@ def _results(store):
     return runs
 
 
+@pytest.mark.slow
 def test_killed_and_restarted_sweep_ends_with_every_run_done_once(tmp_path, write_config, email_glob):
     """SIGKILL a sweep at 10 seeded random moments, restarting it each time; then let it finish."""
     config = write_config(robust_config(email_glob))
@@ -82,6 +82,7 @@ def test_killed_and_restarted_sweep_ends_with_every_run_done_once(tmp_path, writ
     assert not list((store / "tiny" / "trunks").glob("*/claim.json"))
 
 
+@pytest.mark.slow
 def test_two_runners_on_one_store_take_different_runs(tmp_path, write_config, email_glob):
     config = write_config(robust_config(email_glob))
     store = tmp_path / "store"
@@ -98,6 +99,7 @@ def test_two_runners_on_one_store_take_different_runs(tmp_path, write_config, em
     assert sum(trained) == len(runs) == 4
 
 
+@pytest.mark.slow
 def test_editing_a_sweep_adds_runs_and_keeps_finished_ones(tmp_path, write_config, email_glob):
     store = tmp_path / "store"
     first = write_config(tiny_config(email_glob))
@@ -111,6 +113,7 @@ def test_editing_a_sweep_adds_runs_and_keeps_finished_ones(tmp_path, write_confi
     assert (after.loc[before.index, "attempts"] == 1).all()
 
 
+@pytest.mark.slow
 def test_retry_failed_trains_failed_runs_again(tmp_path, write_config, email_glob):
     config = write_config(tiny_config(email_glob))
     store = tmp_path / "store"
@@ -125,6 +128,7 @@ def test_retry_failed_trains_failed_runs_again(tmp_path, write_config, email_glo
     assert json.loads((run_dir / "status.json").read_text())["attempts"] == 2
 
 
+@pytest.mark.slow
 def test_corrupt_and_truncated_files_never_crash_ls_or_fit(tmp_path, write_config, email_glob):
     config = write_config(tiny_config(email_glob))
     store = tmp_path / "store"

@@ -6,10 +6,9 @@ import json
 import shlex
 
 import pytest
+from conftest import REPO, tiny_config
 
 from sweep.config import expand, load_config, parse_config, spec_from_dict
-
-from conftest import REPO, tiny_config
 
 RECORDED = json.loads((REPO / "tests" / "data" / "run_ids.json").read_text())
 

@@ -10,15 +10,14 @@ import subprocess
 import warnings
 
 import pytest
+from conftest import SWEEP, parent_pid, run_dirs, tiny_config, wait_for
 from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
 from sweep.config import expand, parse_config
-from sweep.store import Store
 from sweep.config.trunks import spent_flops
-
-from conftest import SWEEP, parent_pid, run_dirs, tiny_config, wait_for
+from sweep.store import Store
 
 runner = CliRunner()
 
@@ -72,6 +71,7 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+@pytest.mark.slow
 def test_a_two_worker_sweep_in_flight_and_finished(tmp_path, write_config, email_glob):
     store = tmp_path / "store"
     sweep_run = start([*SWEEP, "run", str(write_config(two_runs(email_glob))), "--store", str(store), "--workers", "2"])
@@ -114,6 +114,7 @@ def files(store) -> dict:
     return {path: (path.stat().st_mtime_ns, path.stat().st_size) for path in store.rglob("*")}
 
 
+@pytest.mark.slow
 def test_a_sigkilled_runners_run_shows_stale_and_status_writes_nothing(tmp_path, write_config, email_glob):
     store = tmp_path / "store"
     sweep_run = start([*SWEEP, "run", str(write_config(two_runs(email_glob))), "--store", str(store), "--workers", "1"])

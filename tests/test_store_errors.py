@@ -7,12 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import SWEEP, run_dirs, steps_of, tiny_config
 from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
-
-from conftest import SWEEP, run_dirs, steps_of, tiny_config
 
 runner = CliRunner()
 
@@ -45,6 +44,7 @@ def sweep_config(corpus: str, sizes: int) -> dict:
     return raw
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_the_sweep_and_loses_nothing(mount_tmpfs, write_config, email_glob):
     disk = mount_tmpfs("disk", "size=2m")
     store = disk / "store"

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import tiny_config
 
 from sweep.config import expand, parse_config
 from sweep.errors import SweepError
@@ -15,8 +16,6 @@ from sweep.runner.export import tracked_runs
 from sweep.store import RunDir, Store, load_runs, store_specs, walk
 from sweep.store.status import read_status
 from sweep.store.walk import directory_kind
-
-from conftest import tiny_config
 
 
 @pytest.fixture

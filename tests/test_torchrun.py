@@ -5,12 +5,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+from conftest import run_dirs, steps_of, tiny_config
 from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
-
-from conftest import run_dirs, steps_of, tiny_config
 
 runner = CliRunner()
 # Measured for 2 gloo ranks against one process, fp32 (tests/test_ddp.py): rounding grows to ~3e-4
@@ -18,6 +18,7 @@ runner = CliRunner()
 TOLERANCE = 1e-3
 
 
+@pytest.mark.slow
 def test_a_sweep_under_torchrun_trains_each_run_across_ranks_and_writes_once(tmp_path, write_config, email_glob):
     raw = tiny_config(email_glob)
     raw["train"].update({"threads": 1, "dtype": "fp32", "ddp": True})

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import run_dirs, tiny_config
 from typer.testing import CliRunner
 
 from sweep import load_runs
@@ -21,12 +22,10 @@ from sweep.cli import app
 from sweep.config import expand, parse_config, spec_from_dict
 from sweep.data import load_corpus, stdlib_root
 from sweep.errors import ConfigError
-from sweep.runner import run_local
 from sweep.launch.lines import PlainReporter
-from sweep.store import Store, read_metrics
+from sweep.runner import run_local
 from sweep.runner.trackers import TrackedRun, Trackers
-
-from conftest import run_dirs, tiny_config
+from sweep.store import Store, read_metrics
 
 runner = CliRunner()
 
@@ -224,6 +223,7 @@ def test_a_missing_tracker_package_names_its_extra_before_anything_is_written(tm
 # --- live tracking ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tensorboard_events_hold_every_metrics_row_of_each_run_and_trunk(tracked_store):
     for tracked_dir in tracked_dirs(tracked_store):
         assert len(list((tracked_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1

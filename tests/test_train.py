@@ -5,12 +5,11 @@ import sys
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
 from sweep.engine import PeakMemory, configure_device, eval_steps, lr_at, setup_process, train
-
-from conftest import tiny_config
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():
@@ -84,6 +83,7 @@ print(sum(faults[1:]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator")
 def test_cpu_training_reuses_freed_activation_memory_instead_of_faulting_pages_in_again():
     """After `configure_device(cpu)`, memory freed at the end of one step serves the next. glibc's

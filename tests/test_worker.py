@@ -8,22 +8,23 @@ import os
 import signal
 import subprocess
 
+import pytest
 import torch
+from conftest import SWEEP, claimed_mid_run, eight_runs, losses, read_claim, run_dirs, steps_of, wait_for
 from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
 from sweep.config import expand, parse_config
 from sweep.data import load_corpus
-from sweep.runner import plan_workers, run_pool
 from sweep.launch.lines import PlainReporter
+from sweep.runner import plan_workers, run_pool
 from sweep.store import Store
-
-from conftest import SWEEP, claimed_mid_run, eight_runs, losses, read_claim, run_dirs, steps_of, wait_for
 
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_submit_only_registers_and_two_workers_train_everything_once(tmp_path, write_config, email_glob):
     config = write_config(eight_runs(email_glob))
     reference = tmp_path / "reference"
@@ -41,6 +42,7 @@ def test_submit_only_registers_and_two_workers_train_everything_once(tmp_path, w
     assert (load_runs(store)["attempts"] == 1).all(), "no run trained twice"
 
 
+@pytest.mark.slow
 def test_one_of_two_workers_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_path, write_config, email_glob):
     config = write_config(eight_runs(email_glob))
     reference = tmp_path / "reference"
@@ -82,6 +84,7 @@ def test_a_gpu_box_gets_one_worker_per_gpu_spread_round_robin():
     assert plan_workers(range(10), cuda, visible=[]).processes == 1
 
 
+@pytest.mark.slow
 def test_each_pool_worker_sees_only_its_gpu_and_the_largest_runs_go_first(tmp_path, email_glob):
     """The GPU assignment through real worker processes, on CPU: each worker's CUDA_VISIBLE_DEVICES
     is recorded with the runs it trained."""
@@ -109,6 +112,7 @@ def test_each_pool_worker_sees_only_its_gpu_and_the_largest_runs_go_first(tmp_pa
     assert {spec.run_id for spec in reporter.order[:2]} == {spec.run_id for spec in largest}
 
 
+@pytest.mark.slow
 def test_a_pool_worker_killed_mid_run_fails_only_its_run_and_retry_finishes_it(tmp_path, write_config, email_glob):
     """The local pool: kill -9 of one worker records its run as failed (an OOM kill must not loop);
     the others finish, and --retry-failed trains the killed run again from its checkpoint."""

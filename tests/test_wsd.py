@@ -7,17 +7,16 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_config
 from typer.testing import CliRunner
 
 from sweep import load_runs
 from sweep.cli import app
 from sweep.config import expand, parse_config
-from sweep.data import load_corpus
-from sweep.store import read_metrics
-from sweep.engine import schedule_lr, train, wsd_lr_at
 from sweep.config.trunks import spent_flops, trunks
-
-from conftest import tiny_config
+from sweep.data import load_corpus
+from sweep.engine import schedule_lr, train, wsd_lr_at
+from sweep.store import read_metrics
 
 runner = CliRunner()
 
@@ -74,6 +73,7 @@ def test_a_branch_ends_exactly_where_a_separate_wsd_run_of_its_budget_ends(email
         assert [(r["step"], r["train_loss"], r["lr"]) for r in branch_rows] == after
 
 
+@pytest.mark.slow
 def test_a_wsd_sweep_records_branches_as_runs_and_drops_branch_points_when_done(tmp_path, write_config, email_glob):
     store = tmp_path / "store"
     result = runner.invoke(app, ["run", str(write_config(wsd_config(email_glob))), "--store", str(store)])
@@ -92,6 +92,7 @@ def test_a_wsd_sweep_records_branches_as_runs_and_drops_branch_points_when_done(
         assert rows[0]["step"] < rows[-1]["step"] * 0.8  # the trunk's rows before the branch point come along
 
 
+@pytest.mark.slow
 def test_adding_a_larger_budget_extends_the_trunk_and_keeps_the_finished_branches(tmp_path, write_config, email_glob):
     store = tmp_path / "store"
     assert runner.invoke(app, ["run", str(write_config(wsd_config(email_glob))), "--store", str(store)]).exit_code == 0
@@ -109,6 +110,7 @@ def test_adding_a_larger_budget_extends_the_trunk_and_keeps_the_finished_branche
     assert after.loc[longest.run_id, "loss"] == train(longest, corpus, torch.device("cpu")).loss
 
 
+@pytest.mark.slow
 def test_a_diverged_trunk_strands_only_the_branches_past_its_divergence(tmp_path, write_config, email_glob):
     raw = wsd_config(email_glob)
     raw["model"]["sizes"] = raw["model"]["sizes"][:1]

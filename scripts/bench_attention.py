@@ -32,8 +32,10 @@ def main() -> None:
             mask = torch.full((seq, seq), float("-inf")).triu(1)
             flash = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward())
             matmul = median_ms(lambda: ops.causal_attention(q, k, v, mask).sum().backward())
-            print(f"T={seq:5d} heads={heads} head_dim={head_dim:3d}  flash {flash:7.1f} ms  matmul {matmul:7.1f} ms  "
-                  f"flash/matmul {flash / matmul:.2f}")
+            print(
+                f"T={seq:5d} heads={heads} head_dim={head_dim:3d}  flash {flash:7.1f} ms  matmul {matmul:7.1f} ms  "
+                f"flash/matmul {flash / matmul:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -60,9 +60,9 @@ def child(path: str, spawned: float, vocab_size: int) -> None:
 
     from sweep.config import DataConfig
     from sweep.data import get_batch, load_corpus, validation_set
+    from sweep.engine import forward_backward
     from sweep.model.gpt import GPT
     from sweep.model.shape import ModelShape
-    from sweep.engine import forward_backward
 
     imported, imported_memory = time.time(), memory_mb()
     corpus = load_corpus(DataConfig(corpus=path, bin_dtype="uint16", seq_len=256, vocab_size=vocab_size))
@@ -76,18 +76,36 @@ def child(path: str, spawned: float, vocab_size: int) -> None:
     loss = forward_backward(model, x, y, torch.device("cpu"), torch.float32)
     optimizer.step()
     stepped, stepped_memory = time.time(), memory_mb()
-    print(json.dumps({"import_s": imported - spawned, "load_s": opened - imported, "step_starts_s": stepping - spawned,
-                      "step_done_s": stepped - spawned, "rss_imported_mb": imported_memory["VmRSS"],
-                      "rss_opened_mb": opened_memory["VmRSS"], "hwm_opened_mb": opened_memory["VmHWM"],
-                      "rss_step_mb": stepped_memory["VmRSS"], "hwm_step_mb": stepped_memory["VmHWM"],
-                      "loss": loss.item(), "train_tokens": len(corpus.train), "val_tokens": len(corpus.val),
-                      "vocab_size": corpus.vocab_size, "sha256": corpus.sha256[:12]}))
+    print(
+        json.dumps(
+            {
+                "import_s": imported - spawned,
+                "load_s": opened - imported,
+                "step_starts_s": stepping - spawned,
+                "step_done_s": stepped - spawned,
+                "rss_imported_mb": imported_memory["VmRSS"],
+                "rss_opened_mb": opened_memory["VmRSS"],
+                "hwm_opened_mb": opened_memory["VmHWM"],
+                "rss_step_mb": stepped_memory["VmRSS"],
+                "hwm_step_mb": stepped_memory["VmHWM"],
+                "loss": loss.item(),
+                "train_tokens": len(corpus.train),
+                "val_tokens": len(corpus.val),
+                "vocab_size": corpus.vocab_size,
+                "sha256": corpus.sha256[:12],
+            }
+        )
+    )
 
 
 def run_child(path: Path, vocab_size: int) -> dict:
     spawned = time.time()
-    done = subprocess.run([sys.executable, __file__, "--child", str(path), str(spawned), str(vocab_size)],
-                          check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(path), str(spawned), str(vocab_size)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -112,15 +130,20 @@ def main() -> None:
         seconds = time.perf_counter() - begin
         print(f"wrote {path.stat().st_size / 1e9:.2f} GB ({tokens:,} uint16 tokens) in {seconds:.1f} s")
         drop_from_page_cache(path)
-        for label, vocab_size in (("cold, vocab_size 0 (scans)", 0), ("warm, vocab_size 0 (scans)", 0),
-                                  (f"warm, vocab_size {GPT2_VOCAB}", GPT2_VOCAB)):
+        for label, vocab_size in (
+            ("cold, vocab_size 0 (scans)", 0),
+            ("warm, vocab_size 0 (scans)", 0),
+            (f"warm, vocab_size {GPT2_VOCAB}", GPT2_VOCAB),
+        ):
             row = run_child(path, vocab_size)
-            print(f"{label}: imports {row['import_s']:.2f} s, load_corpus {row['load_s']:.2f} s, first step starts "
-                  f"at {row['step_starts_s']:.2f} s, done at {row['step_done_s']:.2f} s; VmRSS after imports "
-                  f"{row['rss_imported_mb']:.0f} MB, corpus open {row['rss_opened_mb']:.0f} MB (peak "
-                  f"{row['hwm_opened_mb']:.0f}), after the step {row['rss_step_mb']:.0f} MB (peak "
-                  f"{row['hwm_step_mb']:.0f}); {row['train_tokens']:,} train / {row['val_tokens']:,} val tokens, "
-                  f"vocab {row['vocab_size']}, loss {row['loss']:.2f}, sha256 {row['sha256']}...")
+            print(
+                f"{label}: imports {row['import_s']:.2f} s, load_corpus {row['load_s']:.2f} s, first step starts "
+                f"at {row['step_starts_s']:.2f} s, done at {row['step_done_s']:.2f} s; VmRSS after imports "
+                f"{row['rss_imported_mb']:.0f} MB, corpus open {row['rss_opened_mb']:.0f} MB (peak "
+                f"{row['hwm_opened_mb']:.0f}), after the step {row['rss_step_mb']:.0f} MB (peak "
+                f"{row['hwm_step_mb']:.0f}); {row['train_tokens']:,} train / {row['val_tokens']:,} val tokens, "
+                f"vocab {row['vocab_size']}, loss {row['loss']:.2f}, sha256 {row['sha256']}..."
+            )
     finally:
         shutil.rmtree(workdir)
 

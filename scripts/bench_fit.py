@@ -65,8 +65,10 @@ def main() -> None:
 
     table = prepare_table(runs)
     median, times = median_seconds(lambda: fit_report(table, bootstrap=args.bootstrap), 1)
-    print(f"fit_report (every law, rollout check of 3 forms, bootstrap {args.bootstrap} for the chosen law, Chinchilla "
-          f"and the 3 power laws): {median:.2f} s")
+    print(
+        f"fit_report (every law, rollout check of 3 forms, bootstrap {args.bootstrap} for the chosen law, Chinchilla "
+        f"and the 3 power laws): {median:.2f} s"
+    )
     print(f"load average {os.getloadavg()[0]:.2f} at end")
 
 

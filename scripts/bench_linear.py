@@ -54,9 +54,11 @@ def main() -> None:
         ("forward x·Wᵀ", lambda: x @ w.t(), product),
         ("input gradient dy·W", lambda: dy @ w, product),
         ("weight gradient dyᵀ·x", lambda: dy.t() @ x, product),
-        (f"weight gradient in {args.chunk}-token chunks",
-         lambda: torch.bmm(dy.view(chunks, args.chunk, n).transpose(1, 2), x.view(chunks, args.chunk, k)).sum(0),
-         product),
+        (
+            f"weight gradient in {args.chunk}-token chunks",
+            lambda: torch.bmm(dy.view(chunks, args.chunk, n).transpose(1, 2), x.view(chunks, args.chunk, k)).sum(0),
+            product,
+        ),
         ("linear forward + backward, autocast", autocast_step, 3 * product),
     ]
     print(f"{m} tokens, {k} -> {n}, bf16, {args.threads} thread(s): GFLOP/s, median of 30")

@@ -47,8 +47,11 @@ def main() -> None:
     for m, k, n in shapes:
         bf16 = rate(m, k, n, torch.bfloat16, args.seconds)
         fp32 = rate(m, k, n, torch.float32, args.seconds)
-        print(f"| {m} × {k} × {n} | {bf16[0] / 1e9:,.0f} | {bf16[1] / 1e9:,.0f} | {fp32[0] / 1e9:,.0f} | "
-              f"{fp32[1] / 1e9:,.0f} |", flush=True)
+        print(
+            f"| {m} × {k} × {n} | {bf16[0] / 1e9:,.0f} | {bf16[1] / 1e9:,.0f} | {fp32[0] / 1e9:,.0f} | "
+            f"{fp32[1] / 1e9:,.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

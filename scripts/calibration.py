@@ -38,13 +38,11 @@ import numpy as np
 import pandas as pd
 
 from sweep.errors import InputError
-from sweep.laws.forms import chinchilla
 from sweep.laws.allocation import DEFAULT_COMPUTE_TOLERANCE
 from sweep.laws.bootstrap import bootstrap, interval
-from sweep.laws.forms import ChinchillaParams, KaplanParams, kaplan_loss, predict_loss
+from sweep.laws.forms import ChinchillaParams, KaplanParams, chinchilla, kaplan_loss, predict_loss
 from sweep.laws.forms.joint import FORMS
-from sweep.laws.predict import predict_loss_at
-from sweep.laws.fitting import bootstrapped_laws
+from sweep.laws.predict import bootstrapped_laws, predict_loss_at
 from sweep.laws.rollout import choose_form, rollout
 
 TRUTHS = ("chinchilla", "interaction", "drifting exponents", "kaplan")
@@ -143,7 +141,10 @@ def old_intervals(params, tokens, loss, fit, targets, n_samples: int, seed: int)
 
     columns = bootstrap(refit, len(params), n_samples, seed)
     finite = np.all([np.isfinite(column) for column in columns.values()], axis=0)
-    laws = [ChinchillaParams(**{name: column[index] for name, column in columns.items()}) for index in np.flatnonzero(finite)]
+    laws = [
+        ChinchillaParams(**{name: column[index] for name, column in columns.items()})
+        for index in np.flatnonzero(finite)
+    ]
     if not laws:
         return [None] * len(targets)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -175,8 +176,9 @@ def measure(task: tuple[int, int, int]) -> list[dict]:
     )
     targets = list(zip(world.params[fitted:], world.tokens[fitted:], strict=True))
     fit = FORMS["chinchilla"].fit(points["params"].to_numpy(), points["tokens"].to_numpy(), points["loss"].to_numpy())
-    old = old_intervals(*(points[c].to_numpy() for c in ("params", "tokens", "loss")), fit, targets, n_samples,
-                        int(bootstrap_seed))
+    old = old_intervals(
+        *(points[c].to_numpy() for c in ("params", "tokens", "loss")), fit, targets, n_samples, int(bootstrap_seed)
+    )
     new = new_intervals("chinchilla", points, targets, n_samples, int(bootstrap_seed))
     try:
         chosen = choose_form(rollout(points, DEFAULT_COMPUTE_TOLERANCE))
@@ -184,7 +186,9 @@ def measure(task: tuple[int, int, int]) -> list[dict]:
         chosen = "chinchilla"
     auto = new if chosen == "chinchilla" else new_intervals(chosen, points, targets, n_samples, int(bootstrap_seed))
     rows = []
-    for offset, (old_interval, (new_interval, new_ci), (auto_interval, _)) in enumerate(zip(old, new, auto, strict=True)):
+    for offset, (old_interval, (new_interval, new_ci), (auto_interval, _)) in enumerate(
+        zip(old, new, auto, strict=True)
+    ):
         point = fitted + offset
         observed, true = float(world.loss[point]), float(world.true_loss[point])
         intervals = dict(zip(METHODS, (old_interval, new_ci, new_interval, auto_interval), strict=True))
@@ -225,7 +229,9 @@ def summary(rows: list[dict]) -> dict:
         for group, selected in groups.items():
             measured = [row[method] for row in selected if row[method] is not None]
             for target in ("observed", "truth"):
-                result[method][f"{target}, {group}"] = float(np.mean([m[target] for m in measured])) if measured else None
+                result[method][f"{target}, {group}"] = (
+                    float(np.mean([m[target] for m in measured])) if measured else None
+                )
         result[method]["median_width"] = float(np.median([row[method]["width"] for row in rows if row[method]]))
     return result
 
@@ -251,21 +257,30 @@ def main() -> None:
 
     truths = {truth: len({row["world"] for row in rows if row["truth"] == truth}) for truth in TRUTHS}
     chosen = {form: sum(row["auto_form"] == form for row in rows) for form in FORMS}
-    print(f"{args.worlds} worlds ({', '.join(f'{count} {truth}' for truth, count in truths.items())}), "
-          f"{len(rows)} held-out points, {args.bootstrap} bootstrap refits per interval, seed {args.seed}; "
-          f"{elapsed / 60:.1f} min on {args.workers} worker(s), {os.cpu_count()} cores")
+    print(
+        f"{args.worlds} worlds ({', '.join(f'{count} {truth}' for truth, count in truths.items())}), "
+        f"{len(rows)} held-out points, {args.bootstrap} bootstrap refits per interval, seed {args.seed}; "
+        f"{elapsed / 60:.1f} min on {args.workers} worker(s), {os.cpu_count()} cores"
+    )
     print(f"--form auto chose, per held-out point: {', '.join(f'{form} {count}' for form, count in chosen.items())}")
-    columns = [f"{target}, {group}" for target in ("observed", "truth") for group in ("all", "right form", "wrong form")]
+    columns = [
+        f"{target}, {group}" for target in ("observed", "truth") for group in ("all", "right form", "wrong form")
+    ]
     print("coverage of the 95% intervals:")
     print(f"| {'interval':<26} | " + " | ".join(f"{column:>20}" for column in columns) + " | median width | none |")
     print("|" + "---|" * (len(columns) + 3))
     for method, figures in result.items():
         cells = ["-" if figures[column] is None else f"{100 * figures[column]:.1f}%" for column in columns]
-        print(f"| {method:<26} | " + " | ".join(f"{cell:>20}" for cell in cells)
-              + f" | {100 * figures['median_width']:11.2f}% | {figures['no_interval']:4d} |")
+        print(
+            f"| {method:<26} | "
+            + " | ".join(f"{cell:>20}" for cell in cells)
+            + f" | {100 * figures['median_width']:11.2f}% | {figures['no_interval']:4d} |"
+        )
     if args.json:
         with open(args.json, "w") as file:
-            json.dump({"arguments": vars(args), "elapsed_s": elapsed, "summary": result, "points": rows}, file, indent=1)
+            json.dump(
+                {"arguments": vars(args), "elapsed_s": elapsed, "summary": result, "points": rows}, file, indent=1
+            )
 
 
 if __name__ == "__main__":

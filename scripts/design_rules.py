@@ -31,8 +31,11 @@ def main() -> int:
     points = prepare_table(runs).points
     steps = runs[runs["status"] == "done"].groupby(["params", "tokens"])["steps"].min()
     points = points.drop(columns="steps", errors="ignore").join(steps, on=["params", "tokens"])
-    held_out = points.iloc[len(points) - args.holdout:]
-    print(f"held out: " + ", ".join(f"N={row.params:,} D={row.tokens:,} loss {row.loss:.4f}" for row in held_out.itertuples()))
+    held_out = points.iloc[len(points) - args.holdout :]
+    print(
+        "held out: "
+        + ", ".join(f"N={row.params:,} D={row.tokens:,} loss {row.loss:.4f}" for row in held_out.itertuples())
+    )
     print(f"{'min steps':>9} {'points':>6} {'E':>6} {'alpha':>6} {'beta':>6}  held-out errors")
     for cutoff in (int(value) for value in args.cutoffs.split(",")):
         fitted = points.iloc[: len(points) - args.holdout]
@@ -42,8 +45,10 @@ def main() -> int:
             continue
         law = fit_chinchilla(fitted["params"].to_numpy(), fitted["tokens"].to_numpy(), fitted["loss"].to_numpy()).params
         errors = predict_loss(held_out["params"].to_numpy(), held_out["tokens"].to_numpy(), law) / held_out["loss"] - 1
-        print(f"{cutoff:>9} {len(fitted):>6} {law.E:>6.3f} {law.alpha:>6.3f} {law.beta:>6.3f}  "
-              + "  ".join(f"{error:+.2%}" for error in errors))
+        print(
+            f"{cutoff:>9} {len(fitted):>6} {law.E:>6.3f} {law.alpha:>6.3f} {law.beta:>6.3f}  "
+            + "  ".join(f"{error:+.2%}" for error in errors)
+        )
     return 0
 
 

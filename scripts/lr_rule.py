@@ -24,11 +24,13 @@ from sweep import load_runs
 GRID = {
     "name": "lr-grid",
     "data": {"corpus": "stdlib", "seq_len": 256},
-    "model": {"sizes": [
-        {"n_layers": 1, "d_model": 32},  # 12k non-embedding parameters
-        {"n_layers": 2, "d_model": 64},  # 99k
-        {"n_layers": 3, "d_model": 96},  # 332k
-    ]},
+    "model": {
+        "sizes": [
+            {"n_layers": 1, "d_model": 32},  # 12k non-embedding parameters
+            {"n_layers": 2, "d_model": 64},  # 99k
+            {"n_layers": 3, "d_model": 96},  # 332k
+        ]
+    },
     "tokens": ["2e6"],
     "seeds": [0],
     "train": {"batch_tokens": 1024, "lr": [1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2], "schedule": "wsd"},

@@ -20,9 +20,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, shape_for_params
-from sweep.data import load_corpus, get_batch
-from sweep.model.gpt import GPT
+from sweep.data import get_batch, load_corpus
 from sweep.engine import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype
+from sweep.model.gpt import GPT
 
 MATMUL_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::matmul", "aten::linear", "mkldnn", "onednn")
 
@@ -40,8 +40,9 @@ def main() -> None:
     device = torch.device("cpu")
     configure_device(device)
     shape = shape_for_params(int(args.params), ModelConfig(params=(1,)), seq_len=256, vocab_size=256)
-    spec = RunSpec("profile", shape, args.batch_tokens, 0, TrainConfig(batch_tokens=args.batch_tokens, lr=3e-3),
-                   DataConfig())
+    spec = RunSpec(
+        "profile", shape, args.batch_tokens, 0, TrainConfig(batch_tokens=args.batch_tokens, lr=3e-3), DataConfig()
+    )
     corpus = load_corpus(DataConfig())
     dtype = resolve_dtype("auto", device)
     model = GPT(shape)
@@ -64,14 +65,18 @@ def main() -> None:
     after = resource.getrusage(resource.RUSAGE_SELF)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
-    print(f"{shape.name}, {torch.get_num_threads()} threads, {'bf16' if dtype == torch.bfloat16 else 'fp32'}: "
-          f"{seconds * 1000:.1f} ms per {args.batch_tokens}-token step (profiled), "
-          f"{(after.ru_minflt - usage.ru_minflt) / args.steps:,.0f} minor faults and "
-          f"{(after.ru_stime - usage.ru_stime) / args.steps * 1000:.1f} ms system time per step")
-    print(f"| op | self CPU ms per step | share | calls per step |\n|---|---|---|---|")
-    for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[:args.top]:
-        print(f"| {event.key} | {event.self_cpu_time_total / 1000 / args.steps:.2f} | "
-              f"{event.self_cpu_time_total / total:.1%} | {event.count / args.steps:g} |")
+    print(
+        f"{shape.name}, {torch.get_num_threads()} threads, {'bf16' if dtype == torch.bfloat16 else 'fp32'}: "
+        f"{seconds * 1000:.1f} ms per {args.batch_tokens}-token step (profiled), "
+        f"{(after.ru_minflt - usage.ru_minflt) / args.steps:,.0f} minor faults and "
+        f"{(after.ru_stime - usage.ru_stime) / args.steps * 1000:.1f} ms system time per step"
+    )
+    print("| op | self CPU ms per step | share | calls per step |\n|---|---|---|---|")
+    for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[: args.top]:
+        print(
+            f"| {event.key} | {event.self_cpu_time_total / 1000 / args.steps:.2f} | "
+            f"{event.self_cpu_time_total / total:.1%} | {event.count / args.steps:g} |"
+        )
     groups = defaultdict(float)
     for event in events:
         matmul = any(event.key.startswith(name) or name in event.key for name in MATMUL_OPS)

@@ -22,9 +22,9 @@ import torch
 
 from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, build_shape, shape_for_params
 from sweep.data import get_batch, load_corpus
+from sweep.engine import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype, step_module
 from sweep.model.gpt import GPT
 from sweep.model.shape import ModelShape
-from sweep.engine import configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype, step_module
 
 CPU = torch.device("cpu")
 
@@ -54,8 +54,9 @@ def alternate(first, second, pairs: int) -> str:
     timed = [(first(), second()) for _ in range(pairs)]
     a, b = (statistics.median(times) for times in zip(*timed))
     ratios = [x / y for x, y in timed]
-    return (f"{a * 1000:.1f} ms against {b * 1000:.1f} ms a step: {a / b:.2f}x "
-            f"(pairs {min(ratios):.2f}-{max(ratios):.2f})")
+    return (
+        f"{a * 1000:.1f} ms against {b * 1000:.1f} ms a step: {a / b:.2f}x (pairs {min(ratios):.2f}-{max(ratios):.2f})"
+    )
 
 
 def compare_compile(args, corpus) -> None:

@@ -22,11 +22,13 @@ from sweep import load_runs
 
 GRID = {
     "data": {"corpus": "stdlib", "seq_len": 256},
-    "model": {"sizes": [
-        {"n_layers": 1, "d_model": 32},  # 12k non-embedding parameters
-        {"n_layers": 1, "d_model": 48},  # 28k
-        {"n_layers": 2, "d_model": 64},  # 99k
-    ]},
+    "model": {
+        "sizes": [
+            {"n_layers": 1, "d_model": 32},  # 12k non-embedding parameters
+            {"n_layers": 1, "d_model": 48},  # 28k
+            {"n_layers": 2, "d_model": 64},  # 99k
+        ]
+    },
     "tokens": ["1e6", "2e6", "4e6"],
     "seeds": [0],
     "train": {"batch_tokens": 1024, "lr": 3e-3},
@@ -41,14 +43,21 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for schedule in ("cosine", "wsd"):
-            config = {**GRID, "name": f"parity-{schedule}", "data": {**GRID["data"], "corpus": args.corpus},
-                      "train": {**GRID["train"], "schedule": schedule}}
+            config = {
+                **GRID,
+                "name": f"parity-{schedule}",
+                "data": {**GRID["data"], "corpus": args.corpus},
+                "train": {**GRID["train"], "schedule": schedule},
+            }
             path = Path(tmp) / f"{schedule}.yaml"
             path.write_text(yaml.safe_dump(config))
             command = [sys.executable, "-m", "sweep", "run", str(path), "--store", args.store]
             command += [item for override in args.overrides for item in ("--set", override)]
             done = subprocess.run(command, capture_output=True, text=True)
-            print(done.stdout.strip().splitlines()[-2] if done.stdout.strip() else "", done.stdout.strip().splitlines()[-1])
+            print(
+                done.stdout.strip().splitlines()[-2] if done.stdout.strip() else "",
+                done.stdout.strip().splitlines()[-1],
+            )
             if done.returncode:
                 print(done.stdout, done.stderr, file=sys.stderr)
                 return done.returncode
@@ -58,8 +67,10 @@ def main() -> int:
     table["wsd - cosine"] = table["wsd"] - table["cosine"]
     table["relative"] = table["wsd"] / table["cosine"] - 1
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"mean relative difference {table['relative'].mean():+.2%}, largest |difference| "
-          f"{table['relative'].abs().max():.2%}, wsd lower in {(table['relative'] < 0).sum()} of {len(table)}")
+    print(
+        f"mean relative difference {table['relative'].mean():+.2%}, largest |difference| "
+        f"{table['relative'].abs().max():.2%}, wsd lower in {(table['relative'] < 0).sum()} of {len(table)}"
+    )
     return 0
 
 

@@ -36,7 +36,9 @@ def tiny_config(corpus: str, **overrides) -> dict:
     raw = {
         "name": "tiny",
         "data": {"corpus": corpus, "seq_len": 32, "val_fraction": 0.2, "val_tokens": 2048, "chunk_tokens": 4096},
-        "model": {"sizes": [{"n_layers": 1, "d_model": 16, "n_heads": 2}, {"n_layers": 2, "d_model": 32, "n_heads": 2}]},
+        "model": {
+            "sizes": [{"n_layers": 1, "d_model": 16, "n_heads": 2}, {"n_layers": 2, "d_model": 32, "n_heads": 2}]
+        },
         "tokens": ["8192", "16384"],
         "seeds": [0],
         "train": {"batch_tokens": 1024, "lr": "1e-2", "evals": 1},
@@ -66,7 +68,7 @@ def wait_for(condition, timeout: float, what: str):
     if none comes within `timeout` seconds. Tests wait for an event this way, never for a fixed time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (value := condition()):
+        if value := condition():
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
@@ -129,6 +131,7 @@ def register(config: Path, store: Path) -> None:
 def claimed_mid_run(store: Path, since: float = 0.0, timeout_s: float = 120) -> tuple[Path, int]:
     """A run or trunk directory being trained now (checkpointed after `since`), and the pid that holds
     its claim."""
+
     def claimed() -> tuple[Path, int] | None:
         for saved in store.rglob("checkpoint.pt"):
             claim = read_claim(saved.parent)

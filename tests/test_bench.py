@@ -5,9 +5,10 @@ import torch
 
 from sweep.config import DataConfig
 from sweep.data import load_corpus
+from sweep.engine.device import fastest, matmul_peak
 from sweep.model.flops import flops_per_token
 from sweep.model.shape import ModelShape
-from sweep.runner.bench import bench_shape, fastest, matmul_peak, pool_rows
+from sweep.runner.bench import bench_shape, pool_rows
 
 
 @pytest.mark.slow
@@ -71,7 +72,8 @@ def test_references_come_from_the_package_in_fp32_and_bf16(email_glob, tmp_path,
 
 
 def test_bench_names_the_cpu_and_every_choice_it_takes():
-    from sweep.runner.bench import ISA_FLAGS, choices, cpu_description
+    from sweep.engine.device import ISA_FLAGS, cpu_description
+    from sweep.runner.bench import choices
 
     cpu = cpu_description()
     assert cpu["model"] and set(cpu["isa"]) <= set(ISA_FLAGS) and cpu["cores"] >= 1

@@ -50,7 +50,9 @@ def test_a_runner_paused_past_the_stale_time_loses_its_run_and_writes_nothing_mo
     paused_at = max(steps_of(run_dir))
     time.sleep(3)  # past the 2 s stale time: A's heartbeat is old
     other_host = ["unshare", "-u", "-p", "-f", "--mount-proc", "sh", "-c", 'hostname other-host && exec "$@"', "sh"]
-    second = subprocess.Popen(other_host + command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    second = subprocess.Popen(
+        other_host + command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         wait_for(lambda: (claim := read_claim(run_dir)) and claim != claim_a, 60, "B to take the claim over")
         wait_for(lambda: max(steps_of(run_dir), default=0) > paused_at, 60, "B to train past A's last step")
@@ -76,8 +78,11 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path, write_config, email_
     command = [*SWEEP, "run", str(config), "--store", str(store), "--workers", "2"]
     parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sweep_dir = store / "tiny"
-    claims = wait_for(lambda: (found := [c for d in run_dirs(sweep_dir) if (c := read_claim(d))]) and len(found) == 2
-                      and found, 120, "both workers to train")
+    claims = wait_for(
+        lambda: (found := [c for d in run_dirs(sweep_dir) if (c := read_claim(d))]) and len(found) == 2 and found,
+        120,
+        "both workers to train",
+    )
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     killed_at = time.monotonic()
@@ -114,16 +119,23 @@ def _live_here() -> dict:
     return {**holder(), "token": "someone-else"}
 
 
-@pytest.mark.parametrize("content, age_s", [
-    ({"machine": machine(), "pid": 1, "start": 999_999_999, "token": "t"}, 0),  # pid 1, but not the process that claimed
-    ({"host": os.uname().nodename, "pid": 1}, 0),  # the old format: no start time, no token
-    ({"machine": machine(), "start": 0, "token": "t"}, 0),  # no pid
-    ({**_live_here(), "machine": "another-machine"}, -3600),  # a heartbeat an hour in the future
-    ([1, 2], 0),
-    ('{"machine": "m", "pid": "12", "start": 0, "token": "t"}', 0),  # a text pid
-    ("not json", 0),
-    ({**_live_here(), "machine": "another-machine"}, 121),  # another machine, silent past the stale time
-], ids=["pid-reused", "old-format", "no-pid", "future-heartbeat", "a-list", "text-pid", "text", "silent-elsewhere"])
+@pytest.mark.parametrize(
+    "content, age_s",
+    [
+        (
+            {"machine": machine(), "pid": 1, "start": 999_999_999, "token": "t"},
+            0,
+        ),  # pid 1, but not the process that claimed
+        ({"host": os.uname().nodename, "pid": 1}, 0),  # the old format: no start time, no token
+        ({"machine": machine(), "start": 0, "token": "t"}, 0),  # no pid
+        ({**_live_here(), "machine": "another-machine"}, -3600),  # a heartbeat an hour in the future
+        ([1, 2], 0),
+        ('{"machine": "m", "pid": "12", "start": 0, "token": "t"}', 0),  # a text pid
+        ("not json", 0),
+        ({**_live_here(), "machine": "another-machine"}, 121),  # another machine, silent past the stale time
+    ],
+    ids=["pid-reused", "old-format", "no-pid", "future-heartbeat", "a-list", "text-pid", "text", "silent-elsewhere"],
+)
 def test_claims_of_impossible_or_gone_holders_are_taken_over(tmp_path, content, age_s):
     _claim_file(tmp_path, content, age_s)
     claim = try_claim(tmp_path)
@@ -133,8 +145,9 @@ def test_claims_of_impossible_or_gone_holders_are_taken_over(tmp_path, content, 
     assert not (tmp_path / CLAIM).exists()
 
 
-@pytest.mark.parametrize("content", [_live_here(), {**_live_here(), "machine": "another-machine"}],
-                         ids=["live-here", "fresh-elsewhere"])
+@pytest.mark.parametrize(
+    "content", [_live_here(), {**_live_here(), "machine": "another-machine"}], ids=["live-here", "fresh-elsewhere"]
+)
 def test_claims_of_live_holders_are_left_alone(tmp_path, content):
     _claim_file(tmp_path, content)
     assert try_claim(tmp_path) is None
@@ -152,8 +165,11 @@ def test_a_claim_taken_over_is_lost_and_fences_every_write(tmp_path):
     assert (tmp_path / CLAIM).exists(), "releasing a lost claim leaves the new holder's claim alone"
 
 
-@pytest.mark.parametrize("content", [{"host": os.uname().nodename, "pid": 1}, [1, 2], "12345"],
-                         ids=["pid-1-old-format", "a-list", "text-pid"])
+@pytest.mark.parametrize(
+    "content",
+    [{"host": os.uname().nodename, "pid": 1}, [1, 2], "12345"],
+    ids=["pid-1-old-format", "a-list", "text-pid"],
+)
 def test_sweep_run_trains_a_run_whose_claim_is_stale(tmp_path, write_config, email_glob, content):
     config = write_config(cosine_config(email_glob, ["8192"]))
     store = tmp_path / "store"

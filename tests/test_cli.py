@@ -62,6 +62,7 @@ def test_ls_formats(smoke_store):
     assert table.exit_code == 0 and "4 runs" in table.output and "L2-d48-h2" in table.output
     as_csv = invoke("ls", store, "--format", "csv")
     from io import StringIO
+
     frame = pd.read_csv(StringIO(as_csv.output))
     assert list(frame.columns) == COLUMNS and len(frame) == 4
     as_json = json.loads(invoke("ls", store, "--format", "json").output)
@@ -78,13 +79,19 @@ def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path, write_config, emai
     assert not store.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "{cfg}", "--set", "train.lr=fast"], "error: train.lr: expected a positive number"),
-    (["run", "{cfg}", "--set", "model.sizes.0.n_heads=3"], "error: model.sizes[0]: d_model 16 is not divisible by n_heads 3"),
-    (["run", "{cfg}", "--set", "data.corpus=/no/such/dir"], "error: data.corpus: '/no/such/dir' is not 'stdlib'"),
-    (["run", "{dir}/missing.yaml"], "error: config file not found"),
-    (["ls", "{dir}/missing"], "error: run store not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "{cfg}", "--set", "train.lr=fast"], "error: train.lr: expected a positive number"),
+        (
+            ["run", "{cfg}", "--set", "model.sizes.0.n_heads=3"],
+            "error: model.sizes[0]: d_model 16 is not divisible by n_heads 3",
+        ),
+        (["run", "{cfg}", "--set", "data.corpus=/no/such/dir"], "error: data.corpus: '/no/such/dir' is not 'stdlib'"),
+        (["run", "{dir}/missing.yaml"], "error: config file not found"),
+        (["ls", "{dir}/missing"], "error: run store not found"),
+    ],
+)
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, write_config, email_glob, args, message):
     cfg = write_config(tiny_config(email_glob))
     store = tmp_path / "store"

@@ -21,7 +21,7 @@ def test_quantised_rows_take_at_most_two_to_the_bits_levels(bits):
     weight = torch.randn(16, 200, generator=torch.Generator().manual_seed(bits))
     quantised = quantize_rows(weight, bits)
     for row, original in zip(quantised, weight):
-        assert len(row.unique()) <= 2 ** bits
+        assert len(row.unique()) <= 2**bits
         assert row.abs().max() == pytest.approx(original.abs().max().item())  # symmetric: the largest is kept
     # round to nearest: no value moves by more than half a step of its row
     step = weight.abs().amax(dim=1, keepdim=True) / (2 ** (bits - 1) - 1)
@@ -91,7 +91,15 @@ def test_a_sweep_records_each_variant_in_result_json_and_the_store_table(tmp_pat
     assert record["compression"]["p90"]["delta"] > record["compression"]["p50"]["delta"] > 0
     frame = load_runs(store)
     assert [c for c in frame.columns if c.startswith(("loss_", "delta_"))] == [
-        "loss_q8", "delta_q8", "loss_q4", "delta_q4", "loss_p50", "delta_p50", "loss_p90", "delta_p90"]
+        "loss_q8",
+        "delta_q8",
+        "loss_q4",
+        "delta_q4",
+        "loss_p50",
+        "delta_p50",
+        "loss_p90",
+        "delta_p90",
+    ]
     assert frame.loc[0, "delta_p90"] == record["compression"]["p90"]["delta"]
 
 
@@ -119,19 +127,23 @@ def test_a_damaged_compression_entry_is_skipped_with_a_warning(tmp_path, write_c
     assert frame.loc[0, "status"] == "done" and not [c for c in frame.columns if c.startswith("delta_")]
 
 
-@pytest.mark.parametrize("eval_section, message", [
-    ({"quantize": [1]}, "eval.quantize[0]: 1 bits must be between 2 and 16"),
-    ({"quantize": [32]}, "eval.quantize[0]: 32 bits must be between 2 and 16"),
-    ({"prune": [1.0]}, "eval.prune[0]: 1.0 must be a share"),
-    ({"prune": [0]}, "eval.prune[0]: 0.0 must be a share"),
-    ({"quantise": [4]}, "eval.quantise: unknown key; did you mean 'quantize'?"),
-])
+@pytest.mark.parametrize(
+    "eval_section, message",
+    [
+        ({"quantize": [1]}, "eval.quantize[0]: 1 bits must be between 2 and 16"),
+        ({"quantize": [32]}, "eval.quantize[0]: 32 bits must be between 2 and 16"),
+        ({"prune": [1.0]}, "eval.prune[0]: 1.0 must be a share"),
+        ({"prune": [0]}, "eval.prune[0]: 0.0 must be a share"),
+        ({"quantise": [4]}, "eval.quantise: unknown key; did you mean 'quantize'?"),
+    ],
+)
 def test_bad_compression_settings_name_the_key(tmp_path, write_config, email_glob, eval_section, message):
     from sweep.cli import app
 
     store = tmp_path / "runs"
-    result = CliRunner().invoke(app, ["run", str(write_config(tiny_config(email_glob, eval=eval_section))),
-                                      "--store", str(store)])
+    result = CliRunner().invoke(
+        app, ["run", str(write_config(tiny_config(email_glob, eval=eval_section))), "--store", str(store)]
+    )
     assert result.exit_code == 2 and message in result.output
     assert "Traceback" not in result.output and not store.exists()
 

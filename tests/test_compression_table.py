@@ -91,10 +91,15 @@ def test_compression_table_is_sorted_with_missing_compressors_last():
 
 
 def test_description_lengths_are_the_hand_computed_numbers():
-    frame = pd.DataFrame({
-        "params": [8, 40], "params_total": [10, 50], "tokens": [1000, 2000],
-        "loss": [LN2, 2 * LN2], "bpb": [1.0, 2.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "params": [8, 40],
+            "params_total": [10, 50],
+            "tokens": [1000, 2000],
+            "loss": [LN2, 2 * LN2],
+            "bpb": [1.0, 2.0],
+        }
+    )
     lengths = description_lengths(frame, bits_per_param=8)
     # data: D·L/ln 2 = 1000 × 1 and 2000 × 2 bits; model: 10 × 8 and 50 × 8 bits.
     assert lengths["data_bits"].tolist() == pytest.approx([1000, 4000])
@@ -111,10 +116,15 @@ def test_tokens_of_several_bytes_are_refused():
 
 
 def test_runs_sharing_a_size_keep_their_shortest_code():
-    frame = pd.DataFrame({
-        "params": [8, 8, 8], "params_total": [10, 10, 10], "tokens": [1000] * 3,
-        "loss": [2 * LN2, LN2, np.nan], "prequential_bits": [1500.0, 1700.0, np.nan],
-    })
+    frame = pd.DataFrame(
+        {
+            "params": [8, 8, 8],
+            "params_total": [10, 10, 10],
+            "tokens": [1000] * 3,
+            "loss": [2 * LN2, LN2, np.nan],
+            "prequential_bits": [1500.0, 1700.0, np.nan],
+        }
+    )
     codes = best_codes(frame, bits_per_param=8)
     assert len(codes) == 1 and codes["n_runs"].iloc[0] == 2  # the run without a loss is left out
     assert codes["total_bits"].iloc[0] == pytest.approx(1080)
@@ -127,8 +137,15 @@ def chinchilla_runs():
     for tokens in (1e6, 1e8, 1e10):
         for params in np.geomspace(1e4, 1e9, 11):
             loss = E + A / params**ALPHA + B / tokens**BETA
-            rows.append({"params": params, "params_total": params + 256 * 64, "tokens": tokens, "loss": loss,
-                         "prequential_bits": 1.1 * tokens * loss / LN2})
+            rows.append(
+                {
+                    "params": params,
+                    "params_total": params + 256 * 64,
+                    "tokens": tokens,
+                    "loss": loss,
+                    "prequential_bits": 1.1 * tokens * loss / LN2,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -76,20 +76,23 @@ def test_unknown_key_names_the_nearest_valid_key():
     assert "trian: unknown key; did you mean 'train'?" in found
 
 
-@pytest.mark.parametrize("section, key, value, expected", [
-    ("train", "batch_tokens", "lots", "train.batch_tokens: expected an integer, got str 'lots'"),
-    ("train", "batch_tokens", 10.5, "train.batch_tokens: expected an integer, got float 10.5"),
-    ("train", "lr", "fast", "train.lr: expected a positive number, a list of them, 'auto' or 'kaplan'"),
-    ("train", "schedule", "step", "train.schedule: 'step' is not one of cosine, wsd"),
-    ("train", "decay", "cubic", "train.decay: 'cubic' is not one of linear, sqrt"),
-    ("train", "cooldown", 1.5, "train.cooldown: 1.5 must be a share of the steps in [0, 1]"),
-    ("train", "lr", -1, "train.lr: expected a positive number"),
-    ("train", "warmup", 1.5, "train.warmup: 1.5 must be a share of the steps in [0, 1)"),
-    ("model", "norm", "batchnorm", "model.norm: 'batchnorm' is not one of layernorm, rmsnorm"),
-    ("model", "tie_embeddings", "yes", "model.tie_embeddings: expected true or false"),
-    ("data", "seq_len", 4, "data.seq_len: 4 is too short"),
-    ("data", "val_fraction", 0.9, "data.val_fraction: 0.9 must be between 0 and 0.5"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("train", "batch_tokens", "lots", "train.batch_tokens: expected an integer, got str 'lots'"),
+        ("train", "batch_tokens", 10.5, "train.batch_tokens: expected an integer, got float 10.5"),
+        ("train", "lr", "fast", "train.lr: expected a positive number, a list of them, 'auto' or 'kaplan'"),
+        ("train", "schedule", "step", "train.schedule: 'step' is not one of cosine, wsd"),
+        ("train", "decay", "cubic", "train.decay: 'cubic' is not one of linear, sqrt"),
+        ("train", "cooldown", 1.5, "train.cooldown: 1.5 must be a share of the steps in [0, 1]"),
+        ("train", "lr", -1, "train.lr: expected a positive number"),
+        ("train", "warmup", 1.5, "train.warmup: 1.5 must be a share of the steps in [0, 1)"),
+        ("model", "norm", "batchnorm", "model.norm: 'batchnorm' is not one of layernorm, rmsnorm"),
+        ("model", "tie_embeddings", "yes", "model.tie_embeddings: expected true or false"),
+        ("data", "seq_len", 4, "data.seq_len: 4 is too short"),
+        ("data", "val_fraction", 0.9, "data.val_fraction: 0.9 must be between 0 and 0.5"),
+    ],
+)
 def test_wrong_values_are_named_with_their_key_path(section, key, value, expected):
     raw = tiny_config("stdlib")
     raw[section][key] = value
@@ -123,17 +126,28 @@ def test_missing_required_key_and_both_size_forms():
 
 def test_set_overrides_any_key(write_config):
     path = write_config(tiny_config("stdlib"))
-    config = load_config(path, ["train.lr=[1e-3, 2e-3]", "model.sizes.0.d_model=64", "data.seq_len=64",
-                                "train.batch_tokens=2048", "device=auto"])
+    config = load_config(
+        path,
+        [
+            "train.lr=[1e-3, 2e-3]",
+            "model.sizes.0.d_model=64",
+            "data.seq_len=64",
+            "train.batch_tokens=2048",
+            "device=auto",
+        ],
+    )
     assert config.train.lr == (1e-3, 2e-3)
     assert config.model.sizes[0].d_model == 64
     assert config.data.seq_len == 64 and config.device == "auto"
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("train.lr", "--set 'train.lr': expected key.path=value"),
-    ("model.sizes.7.d_model=3", "--set model.sizes.7.d_model: model.sizes has no item '7'"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train.lr", "--set 'train.lr': expected key.path=value"),
+        ("model.sizes.7.d_model=3", "--set model.sizes.7.d_model: model.sizes has no item '7'"),
+    ],
+)
 def test_bad_set_is_a_clear_error(write_config, override, expected):
     path = write_config(tiny_config("stdlib"))
     with pytest.raises(SweepError, match=expected.replace("[", r"\[").replace("(", r"\(")):
@@ -179,10 +193,11 @@ def test_lr_rules():
     spec = expand(config)[0]
     assert spec.lr == pytest.approx(0.003239 - 0.0001395 * math.log(param_counts(spec.shape).non_embedding))
     assert lr_for_params(10**6) < lr_for_params(10**5) and kaplan_lr(10**6) < kaplan_lr(10**5)
-    assert lr_for_params(10**5, 8e6) == pytest.approx(lr_for_params(10**5) * 4 ** -0.32)  # longer: lower
+    assert lr_for_params(10**5, 8e6) == pytest.approx(lr_for_params(10**5) * 4**-0.32)  # longer: lower
     for schedule in ("wsd", "cosine"):
-        auto = expand(parse_config({**tiny_config("stdlib"), "train": {"batch_tokens": 1024, "lr": "auto",
-                                                                       "schedule": schedule}}))
+        auto = expand(
+            parse_config({**tiny_config("stdlib"), "train": {"batch_tokens": 1024, "lr": "auto", "schedule": schedule}})
+        )
         for s in auto:  # wsd: one rate per trunk, tuned for its largest budget; cosine: for its own
             horizon = 16384 if schedule == "wsd" else s.tokens
             assert s.lr == lr_for_params(param_counts(s.shape).non_embedding, horizon)

@@ -60,12 +60,15 @@ def test_a_jsonl_sweep_trains(jsonl, tmp_path, write_config):
     assert records[0]["corpus"]["malformed_records"] == 0 and records[0]["corpus"]["tokenizer"]["kind"] == "bytes"
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("not json", "line 30: not JSON"),
-    ('[1, 2]', "line 30: not a JSON object but an array"),
-    ('{"text": 5}', "line 30: field 'text' is a number, not a string"),
-    ('{"body": "x"}', "line 30: no field 'text' (fields: body)"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("not json", "line 30: not JSON"),
+        ("[1, 2]", "line 30: not a JSON object but an array"),
+        ('{"text": 5}', "line 30: field 'text' is a number, not a string"),
+        ('{"body": "x"}', "line 30: no field 'text' (fields: body)"),
+    ],
+)
 def test_a_malformed_line_exits_2_naming_it_and_writes_nothing(jsonl, tmp_path, write_config, line, problem):
     with open(jsonl, "a") as file:
         file.write(line + "\n")
@@ -78,7 +81,7 @@ def test_a_malformed_line_exits_2_naming_it_and_writes_nothing(jsonl, tmp_path, 
 @pytest.mark.slow
 def test_skipped_malformed_lines_are_counted_and_recorded(jsonl, tmp_path, write_config):
     with open(jsonl, "a") as file:
-        file.write("not json\n\n{\"text\": null}\n")  # two malformed records and a blank line
+        file.write('not json\n\n{"text": null}\n')  # two malformed records and a blank line
     raw = tiny_config(str(jsonl), tokens=["8192"])
     raw["data"]["malformed"] = "skip"
     store = tmp_path / "store"
@@ -99,6 +102,7 @@ def test_a_wrong_text_field_exits_2_naming_the_fields_there(jsonl, tmp_path, wri
 def test_parquet_rows_are_documents(tmp_path):
     pyarrow = pytest.importorskip("pyarrow")
     import pyarrow.parquet as parquet
+
     texts = email_texts()
     parquet.write_table(pyarrow.table({"body": [t for _, t in texts] + [None]}), tmp_path / "email.parquet")
     with pytest.raises(Exception, match="'body' is null"):
@@ -122,8 +126,10 @@ def test_missing_extras_exit_2_naming_them(jsonl, tmp_path, write_config, monkey
 
 
 def bpe_corpus(tmp_path, vocab_size=512, **fields):
-    return load_corpus(data(stdlib_root() / "email" / "**" / "*.py", tokenizer="bpe", vocab_size=vocab_size, **fields),
-                       tmp_path / "store")
+    return load_corpus(
+        data(stdlib_root() / "email" / "**" / "*.py", tokenizer="bpe", vocab_size=vocab_size, **fields),
+        tmp_path / "store",
+    )
 
 
 def test_bpe_is_trained_on_the_training_split_only(tmp_path):
@@ -138,6 +144,7 @@ def test_bpe_is_trained_on_the_training_split_only(tmp_path):
         (corpus_dir / name).write_text("the quick brown fox jumps over the lazy dog. " * 40 + extra)
     corpus = load_corpus(data(corpus_dir, tokenizer="bpe", vocab_size=400), tmp_path / "store")
     from tokenizers import Tokenizer
+
     vocab = Tokenizer.from_file(corpus.tokenizer["path"]).get_vocab()
     assert any("quick" in token for token in vocab) and not any("zz" in token for token in vocab)
 
@@ -145,11 +152,17 @@ def test_bpe_is_trained_on_the_training_split_only(tmp_path):
 @pytest.mark.slow
 def test_bpe_is_deterministic_cached_and_recorded(tmp_path):
     pytest.importorskip("tokenizers")
-    code = ("import sys; from sweep.config import DataConfig; from sweep.data import load_corpus, stdlib_root; "
-            "c = load_corpus(DataConfig(corpus=str(stdlib_root() / 'email' / '**' / '*.py'), seq_len=32, "
-            "val_fraction=0.2, tokenizer='bpe', vocab_size=512), sys.argv[1]); print(c.sha256, c.tokenizer['sha256'])")
-    shas = [subprocess.run([sys.executable, "-c", code, str(tmp_path / f"s{i}")], capture_output=True, text=True,
-                           check=True).stdout for i in range(2)]
+    code = (
+        "import sys; from sweep.config import DataConfig; from sweep.data import load_corpus, stdlib_root; "
+        "c = load_corpus(DataConfig(corpus=str(stdlib_root() / 'email' / '**' / '*.py'), seq_len=32, "
+        "val_fraction=0.2, tokenizer='bpe', vocab_size=512), sys.argv[1]); print(c.sha256, c.tokenizer['sha256'])"
+    )
+    shas = [
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / f"s{i}")], capture_output=True, text=True, check=True
+        ).stdout
+        for i in range(2)
+    ]
     assert shas[0] == shas[1]  # two processes, two caches: the same merges
     first = bpe_corpus(tmp_path)
     cached = Path(first.tokenizer["path"])
@@ -214,6 +227,7 @@ def test_a_users_tokenizer_file_and_a_damaged_one(tmp_path, write_config):
 
 def test_byte_level_run_ids_do_not_change_with_the_new_data_fields():
     from sweep.config import expand, parse_config
+
     spec = expand(parse_config(tiny_config("stdlib")))[0]
     assert {"tokenizer", "text_field", "malformed"}.isdisjoint(spec.identity()["data"])
 

@@ -147,8 +147,14 @@ def curve(run_dir) -> list[tuple]:
 
 # metrics.jsonl
 
-BAD_LINES = [b"5", b'{"step": "x", "train_loss": 3.0}', b'{"step": true}', b'{"step": 4, "train_loss": "low"}',
-             b"[1, 2]", b"\xff\xfe" + random.Random(0).randbytes(48).replace(b"\n", b"").replace(b"\r", b"")]
+BAD_LINES = [
+    b"5",
+    b'{"step": "x", "train_loss": 3.0}',
+    b'{"step": true}',
+    b'{"step": 4, "train_loss": "low"}',
+    b"[1, 2]",
+    b"\xff\xfe" + random.Random(0).randbytes(48).replace(b"\n", b"").replace(b"\r", b""),
+]
 
 
 def test_metrics_rows_of_the_wrong_type_or_bytes_are_skipped_with_one_warning(tmp_path):
@@ -174,8 +180,11 @@ def test_a_run_resumes_past_damaged_metrics_lines(cosine, tmp_path):
     run = store / "tiny" / specs[32, 32].run_id
     lines = (run / "metrics.jsonl").read_bytes().splitlines()
     (run / "metrics.jsonl").write_bytes(b"\n".join(lines[:5] + BAD_LINES + lines[5:]) + b"\n" + BAD_LINES[-1])
-    rerun = subprocess.run([sys.executable, "-m", "sweep", "run", str(config), "--store", str(store), "--workers", "2"],
-                           capture_output=True, text=True)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "sweep", "run", str(config), "--store", str(store), "--workers", "2"],
+        capture_output=True,
+        text=True,
+    )
     assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stdout + rerun.stderr
     assert rerun.stderr.count(f"{run / 'metrics.jsonl'}: skipped 7 truncated or corrupt line(s)") == 1, rerun.stderr
     assert_done_once(store, reference, {specs[32, 32].run_id: 2})
@@ -188,8 +197,13 @@ def test_a_run_resumes_past_damaged_metrics_lines(cosine, tmp_path):
 def saved_state(spec, corpus, step: int) -> TrainState:
     """The state `train` checkpoints for `spec` at `step`."""
     states = {}
-    train(spec, corpus, torch.device("cpu"), snapshot_steps=frozenset({step}),
-          save_snapshot=lambda state: states.setdefault(state.step, copy.deepcopy(state)))
+    train(
+        spec,
+        corpus,
+        torch.device("cpu"),
+        snapshot_steps=frozenset({step}),
+        save_snapshot=lambda state: states.setdefault(state.step, copy.deepcopy(state)),
+    )
     return states[step]
 
 
@@ -201,16 +215,20 @@ def test_checkpoint_load_accepts_only_a_state_of_its_run_at_a_step_it_can_resume
     checkpoint.save(path, state, owner=small.run_id)
     assert checkpoint.load(path, owner=small.run_id, shape=small.shape, steps=range(33)).step == 10
     # saved before code lengths were counted: no prequential_nats, and still a state the run resumes from
-    torch.save({key: value for key, value in state.to_dict().items() if key != "prequential_nats"}
-               | {"owner": small.run_id}, path)
+    torch.save(
+        {key: value for key, value in state.to_dict().items() if key != "prequential_nats"} | {"owner": small.run_id},
+        path,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert checkpoint.load(path, owner=small.run_id, shape=small.shape).prequential_nats is None
     damaged = {
         "not a dict": (lambda: torch.save(torch.zeros(3), path), {}),
         "missing keys": (lambda: torch.save({"step": 10, "model": state.model, "owner": small.run_id}, path), {}),
-        "a step that is text": (lambda: checkpoint.save(path, dataclasses.replace(state, step="10"), owner=small.run_id),
-                                {}),
+        "a step that is text": (
+            lambda: checkpoint.save(path, dataclasses.replace(state, step="10"), owner=small.run_id),
+            {},
+        ),
         "another owner": (lambda: checkpoint.save(path, state, owner=large.run_id), {}),
         "no owner (an old checkpoint)": (lambda: torch.save(state.to_dict(), path), {}),
         "a step past the run's end": (lambda: checkpoint.save(path, state, owner=small.run_id), {"steps": range(9)}),
@@ -276,8 +294,11 @@ def test_files_in_a_trunk_directory_not_named_for_a_step_are_no_branch_points(la
 # status.json
 
 
-@pytest.mark.parametrize("damage", [{"attempts": "x"}, {"attempts": -1}, {"attempts": True}, {"status": 5},
-                                    {"status": "finished"}, {"reason": ["x"]}], ids=str)
+@pytest.mark.parametrize(
+    "damage",
+    [{"attempts": "x"}, {"attempts": -1}, {"attempts": True}, {"status": 5}, {"status": "finished"}, {"reason": ["x"]}],
+    ids=str,
+)
 def test_a_damaged_status_json_reads_as_pending_and_the_run_is_trained_again(ladder, tmp_path, damage):
     config, reference = ladder
     store = copied(reference, tmp_path)
@@ -304,8 +325,11 @@ def test_a_pooled_sweep_warns_once_about_each_damaged_file(ladder, tmp_path):
     (first / "status.json").write_text(json.dumps({**status, "attempts": "x"}))
     result = json.loads((second / "result.json").read_text())
     (second / "result.json").write_text(json.dumps({**result, "loss": "abc"}))
-    rerun = subprocess.run([sys.executable, "-m", "sweep", "run", str(config), "--store", str(store), "--workers", "2"],
-                           capture_output=True, text=True)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "sweep", "run", str(config), "--store", str(store), "--workers", "2"],
+        capture_output=True,
+        text=True,
+    )
     assert rerun.returncode == 0 and "2 trained, 7 already finished" in rerun.stdout, rerun.stdout + rerun.stderr
     assert rerun.stderr.count(f"{first / 'status.json'}: damaged: attempts 'x'") == 1, rerun.stderr
     assert rerun.stderr.count(f"{second / 'result.json'}: damaged: loss 'abc'") == 1, rerun.stderr
@@ -315,8 +339,19 @@ def test_a_pooled_sweep_warns_once_about_each_damaged_file(ladder, tmp_path):
 # result.json
 
 
-@pytest.mark.parametrize("damage", [{"loss": "abc"}, {"loss": None}, {"loss": math.nan}, {"loss": -1.0},
-                                    {"params": "abc"}, {"compiled": "no"}, "empty"], ids=str)
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"loss": "abc"},
+        {"loss": None},
+        {"loss": math.nan},
+        {"loss": -1.0},
+        {"params": "abc"},
+        {"compiled": "no"},
+        "empty",
+    ],
+    ids=str,
+)
 @pytest.mark.slow
 def test_a_damaged_result_json_is_left_out_of_fit_and_trained_again(ladder, tmp_path, damage):
     config, reference = ladder

@@ -58,10 +58,13 @@ def test_token_bin_uint16(tmp_path):
     assert corpus.train.mapped().dtype == np.uint16  # as stored: batches widen only what they read
 
 
-@pytest.mark.parametrize("corpus, message", [
-    ("/no/such/place", "is not 'stdlib', an existing file or directory, or a glob"),
-    ("/no/such/*.txt", "is not 'stdlib', an existing file or directory, or a glob"),
-])
+@pytest.mark.parametrize(
+    "corpus, message",
+    [
+        ("/no/such/place", "is not 'stdlib', an existing file or directory, or a glob"),
+        ("/no/such/*.txt", "is not 'stdlib', an existing file or directory, or a glob"),
+    ],
+)
 def test_bad_corpus_paths(corpus, message):
     with pytest.raises(SweepError, match=message):
         load_corpus(DataConfig(corpus=corpus))
@@ -111,13 +114,14 @@ def test_validation_windows_cover_the_whole_split_without_overlap():
 
 # --- token .bin files, memory-mapped -------------------------------------------------------------
 
+
 def widened_split(path, dtype: str, chunk_tokens: int, val_fraction: float):
     """How a .bin was loaded before it was memory-mapped: read whole, uint16 widened to int32, cut into
     chunks `name#i`, each side the concatenation of its chunks (uint8 ones each followed by the byte
     separator 0, as text documents are). (train, val, val chunk indices, sha256)."""
     tokens = np.fromfile(path, dtype=dtype)
     tokens = tokens if dtype == "uint8" else tokens.astype(np.int32)
-    chunks = [tokens[start:start + chunk_tokens] for start in range(0, len(tokens), chunk_tokens)]
+    chunks = [tokens[start : start + chunk_tokens] for start in range(0, len(tokens), chunk_tokens)]
     names = [f"{path.name}#{i}" for i in range(len(chunks))]
     held_out = [i for i, name in enumerate(names) if is_validation(name, val_fraction)]
     sha256 = hashlib.sha256()
@@ -174,8 +178,7 @@ def test_bin_batches_are_those_of_the_widened_copy(tmp_path, dtype, vocab):
     """Same generator, same windows as when the file was read whole and its sides concatenated,
     windows that cross from one chunk into the next (and uint8's separators) included."""
     path = write_tokens(tmp_path / "train.bin", 100_003, dtype, vocab)
-    corpus = load_corpus(DataConfig(corpus=str(path), bin_dtype=dtype, seq_len=64, val_fraction=0.2,
-                                    chunk_tokens=100))
+    corpus = load_corpus(DataConfig(corpus=str(path), bin_dtype=dtype, seq_len=64, val_fraction=0.2, chunk_tokens=100))
     train, val, _, _ = widened_split(path, dtype, 100, 0.2)
     assert len(corpus.train) == len(train) and len(corpus.val) == len(val)
     cpu = torch.device("cpu")
@@ -187,8 +190,10 @@ def test_bin_batches_are_those_of_the_widened_copy(tmp_path, dtype, vocab):
             assert x.dtype == y.dtype == torch.int64
             assert torch.equal(x, x_old) and torch.equal(y, y_old)
     for max_tokens in (640, 10**9):
-        assert all(torch.equal(a, b) for a, b in zip(validation_set(corpus.val, 64, max_tokens),
-                                                     validation_set(val, 64, max_tokens)))
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(validation_set(corpus.val, 64, max_tokens), validation_set(val, 64, max_tokens))
+        )
 
 
 def test_bin_split_holds_out_the_same_chunks_as_before(tmp_path):
@@ -207,13 +212,13 @@ def test_large_bin_is_fingerprinted_and_its_ids_checked_as_read(tmp_path):
     with data.vocab_size given, an id too large is found by the batch that reads it."""
     path = tmp_path / "train.bin"
     with open(path, "wb") as file:
-        file.truncate(WHOLE_READ_BYTES + 2 ** 20)  # sparse: zeros, written at once
+        file.truncate(WHOLE_READ_BYTES + 2**20)  # sparse: zeros, written at once
     data = DataConfig(corpus=str(path), seq_len=32, vocab_size=50_257)
     first = load_corpus(data).sha256
     assert load_corpus(data).sha256 == first
     np.memmap(path, np.uint16, mode="r+")[-1] = 7  # the last sample
     assert load_corpus(data).sha256 != first
-    np.memmap(path, np.uint16, mode="r+")[:10 * 65_536] = 60_000  # the first ten chunks
+    np.memmap(path, np.uint16, mode="r+")[: 10 * 65_536] = 60_000  # the first ten chunks
     corpus = load_corpus(data)
     with pytest.raises(SweepError, match="data.vocab_size: 50257 is too small for token id 60000"):
         corpus.train.windows(torch.tensor([0]), 33)

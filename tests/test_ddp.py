@@ -57,13 +57,19 @@ def _assert_same_curve(rows: list[dict], reference: list[dict], after: int = 0) 
 def _recording(calls: list, checkpoint_path) -> dict:
     """Callbacks for `train` that note each call; save_checkpoint writes the state at RESUME_STEP, as a
     checkpoint file holds it (states hold live tensors, so it is written when given)."""
+
     def save(state):
         calls.append("save_checkpoint")
         if state.step == RESUME_STEP:
             torch.save(state.to_dict(), checkpoint_path)
-    return {"log": lambda row: calls.append(("log", row)), "progress": lambda row: calls.append("progress"),
-            "save_checkpoint": save, "final_weights": lambda weights: calls.append("final_weights"),
-            "save_snapshot": lambda state: calls.append("save_snapshot")}
+
+    return {
+        "log": lambda row: calls.append(("log", row)),
+        "progress": lambda row: calls.append("progress"),
+        "save_checkpoint": save,
+        "final_weights": lambda weights: calls.append("final_weights"),
+        "save_snapshot": lambda state: calls.append("save_snapshot"),
+    }
 
 
 def _rows(calls: list) -> list[dict]:
@@ -91,14 +97,20 @@ def _rank_main(rank: int, port: int, out, single_checkpoint) -> None:
     rank per step, so no_sync is taken) saving its checkpoint, a run resumed from the checkpoint one
     process saved, and one at an absurd learning rate. Each rank's callback calls and results are
     written to rank{rank}.pt."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     assert distributed.init_from_env() == (rank, 2, rank)
     spec, corpus = _spec(checkpoint_every=1e-9, micro_batch_tokens=256)
     setup_process(CPU, spec.train.threads)
     fresh, resumed = [], []
-    result = train(spec, corpus, distributed.device_for_rank(CPU), **_recording(fresh, out / "ddp-checkpoint.pt"),
-                   snapshot_steps=frozenset({RESUME_STEP}))
+    result = train(
+        spec,
+        corpus,
+        distributed.device_for_rank(CPU),
+        **_recording(fresh, out / "ddp-checkpoint.pt"),
+        snapshot_steps=frozenset({RESUME_STEP}),
+    )
     state = TrainState.from_dict(torch.load(single_checkpoint, weights_only=True))
     train(spec, corpus, CPU, **_recording(resumed, out / "never-written.pt"), resume=state)  # starts past it
     wild = dataclasses.replace(spec.train, lr=50.0, grad_clip=0.0, warmup=0.0)

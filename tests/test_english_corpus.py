@@ -32,9 +32,11 @@ def test_split_long_cuts_at_paragraphs_into_parts_under_the_limit():
 
 
 def test_osis_drops_notes_keeps_titles_and_the_space_a_note_stood_for():
-    osis = ('<title type="main">Romans</title><div type="x-p" sID="1"/><w lemma="a">Christ</w>,'
-            '<note placement="foot">“Christ” means “Anointed One”.</note><w>called</w> to be '
-            '<note>x</note>an apostle.<div type="x-p" eID="1"/>')
+    osis = (
+        '<title type="main">Romans</title><div type="x-p" sID="1"/><w lemma="a">Christ</w>,'
+        '<note placement="foot">“Christ” means “Anointed One”.</note><w>called</w> to be '
+        '<note>x</note>an apostle.<div type="x-p" eID="1"/>'
+    )
     assert english_corpus.normalise(english_corpus.osis_to_text(osis)) == "Romans\n\nChrist, called to be an apostle.\n"
 
 
@@ -46,7 +48,9 @@ def test_sword_entries_reads_blocks_in_verse_order_and_linked_entries_once():
         "ot.bzs": b"".join(struct.pack("<III", o, len(c), len(b)) for o, c, b in zip(offsets, compressed, blocks)),
         "ot.bzz": b"".join(compressed),
         # (block, start, size) with a uint16 size, as zText has: an empty entry, a link to the same bytes
-        "ot.bzv": b"".join(struct.pack("<IIH", *entry) for entry in [(0, 0, 0), (0, 0, 6), (0, 7, 10), (0, 7, 10), (1, 0, 13)]),
+        "ot.bzv": b"".join(
+            struct.pack("<IIH", *entry) for entry in [(0, 0, 0), (0, 0, 6), (0, 7, 10), (0, 7, 10), (1, 0, 13)]
+        ),
     }
     assert list(english_corpus.sword_entries(files, "b", 2)) == [(0, "In the"), (0, "beginning."), (1, "Second block.")]
 
@@ -60,7 +64,9 @@ def make_deb(path: Path, files: dict[str, bytes]) -> Path:
             tar.addfile(info, io.BytesIO(data))
     archive = b"!<arch>\n"
     for name, data in (("debian-binary", b"2.0\n"), ("data.tar.xz", tar_bytes.getvalue())):
-        archive += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode() + data + b"\n" * (len(data) % 2)
+        archive += (
+            f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode() + data + b"\n" * (len(data) % 2)
+        )
     path.write_bytes(archive)
     return path
 
@@ -68,14 +74,16 @@ def make_deb(path: Path, files: dict[str, bytes]) -> Path:
 def test_html_documents_keep_prose_and_drop_code_and_boilerplate(tmp_path):
     footer = "<p>This page is licensed under the Python Software Foundation License Version 2 here.</p>"
     prose = "<p>The tutorial introduces the reader informally to the basic concepts and features of the language.</p>"
-    pages = {f"usr/share/doc/html/tutorial/page{i}.html":
-             f"<html><head><title>T</title></head><body>{prose.replace('tutorial', f'chapter {i}')}"
-             f"<pre>for x in range(10): print(x)</pre><p>Short.</p>{footer}</body></html>".encode()
-             for i in range(3)}
+    pages = {
+        f"usr/share/doc/html/tutorial/page{i}.html": f"<html><head><title>T</title></head><body>{prose.replace('tutorial', f'chapter {i}')}"
+        f"<pre>for x in range(10): print(x)</pre><p>Short.</p>{footer}</body></html>".encode()
+        for i in range(3)
+    }
     deb = make_deb(tmp_path / "doc.deb", pages)
     documents = dict(english_corpus.html_documents(deb, "usr/share/doc/html/", ("tutorial/",), "docs"))
-    assert documents["docs/tutorial-page1"] == ("The chapter 1 introduces the reader informally to the basic "
-                                                "concepts and features of the language.\n")
+    assert documents["docs/tutorial-page1"] == (
+        "The chapter 1 introduces the reader informally to the basic concepts and features of the language.\n"
+    )
 
 
 def test_out_dir_that_the_script_did_not_write_is_refused(tmp_path):

@@ -12,7 +12,9 @@ VARIANTS = list(itertools.product(["layernorm", "rmsnorm"], ["gelu", "swiglu"], 
 
 
 def shape_of(norm="rmsnorm", activation="gelu", positions="rotary", tied=True, layers=2, d_model=48, heads=4):
-    return ModelShape(layers, d_model, heads, default_d_ff(d_model, activation), 256, 32, norm, activation, positions, tied)
+    return ModelShape(
+        layers, d_model, heads, default_d_ff(d_model, activation), 256, 32, norm, activation, positions, tied
+    )
 
 
 @pytest.mark.parametrize("norm, activation, positions, tied", VARIANTS)

@@ -77,11 +77,14 @@ def test_duplicate_key_is_an_error_naming_it(tmp_path, email_glob):
     assert not (tmp_path / "store").exists()
 
 
-@pytest.mark.parametrize("override, expected", [
-    (f"train.lr={alias_bomb(levels=5)}", "alias"),
-    ("train.lr=" + "[" * 5000 + "]" * 5000, "nested more than 64 levels"),
-    ("train={lr: 1e-2, lr: 2e-2}", "given twice"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        (f"train.lr={alias_bomb(levels=5)}", "alias"),
+        ("train.lr=" + "[" * 5000 + "]" * 5000, "nested more than 64 levels"),
+        ("train={lr: 1e-2, lr: 2e-2}", "given twice"),
+    ],
+)
 def test_set_values_go_through_the_same_strict_loader(write_config, email_glob, override, expected):
     path = write_config(tiny_config(email_glob))
     with pytest.raises(SweepError, match=expected) as info:
@@ -92,11 +95,14 @@ def test_set_values_go_through_the_same_strict_loader(write_config, email_glob, 
 # --- numbers that would hang, crash or allocate --------------------------------------------------
 
 
-@pytest.mark.parametrize("section, key, value, expected", [
-    ("train", "evals", "1e9", "train.evals: 1000000000 is more than the 8 optimizer steps of the shortest run"),
-    ("train", "threads", "1e6", "train.threads: 1000000 is more than 1024"),
-    ("data", "vocab_size", "1e9", "data.vocab_size: 1000000000 is more than"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("train", "evals", "1e9", "train.evals: 1000000000 is more than the 8 optimizer steps of the shortest run"),
+        ("train", "threads", "1e6", "train.threads: 1000000 is more than 1024"),
+        ("data", "vocab_size", "1e9", "data.vocab_size: 1000000000 is more than"),
+    ],
+)
 def test_unbounded_numbers_are_refused(section, key, value, expected):
     raw = tiny_config("stdlib")
     raw[section][key] = value
@@ -109,11 +115,14 @@ def test_seeds_must_fit_a_64_bit_generator(seed):
     assert any(problem.startswith("seeds[0]: ") and "2**63" in problem for problem in found), found
 
 
-@pytest.mark.parametrize("size, expected", [
-    ({"n_layers": 1, "d_model": 16, "d_ff": "1e8"}, "model.sizes[0].d_ff: 100000000 is more than"),
-    ({"n_layers": 1, "d_model": "1e7"}, "model.sizes[0].d_model: 10000000 is more than"),
-    ({"n_layers": "1e6", "d_model": 16}, "model.sizes[0].n_layers: 1000000 is more than"),
-])
+@pytest.mark.parametrize(
+    "size, expected",
+    [
+        ({"n_layers": 1, "d_model": 16, "d_ff": "1e8"}, "model.sizes[0].d_ff: 100000000 is more than"),
+        ({"n_layers": 1, "d_model": "1e7"}, "model.sizes[0].d_model: 10000000 is more than"),
+        ({"n_layers": "1e6", "d_model": 16}, "model.sizes[0].n_layers: 1000000 is more than"),
+    ],
+)
 def test_shapes_have_upper_bounds(size, expected):
     found = problems_of(tiny_config("stdlib", model={"sizes": [size]}))
     assert any(problem.startswith(expected) for problem in found), found
@@ -176,20 +185,28 @@ def test_too_few_points_does_not_mention_a_holdout_never_given(tmp_path):
 
 
 # Random losses, not a law: bootstrap refits run off to infinity, and the Kaplan fit with them.
-WILD = [(8277658.324063124, 45060422483.61129, 84.56594254150872),
-        (1444358258002.3816, 446361395931.0387, 1.8552036464714998),
-        (30528134372393.402, 17053345206034.955, 12.130296288223015),
-        (80902986.9142117, 768753555880.0924, 0.08659257639048173),
-        (3456553.9595413534, 32085251519.22961, 0.08467068977182919),
-        (639804355.383718, 3458948142.706589, 0.19231827216188557),
-        (5636920246426.996, 19505714668.621933, 60.488630912342046),
-        (588057739742.2814, 117939640648.84157, 10.785324549740487),
-        (32935850.800367344, 7430263044980.27, 44.95895197572284)]
+WILD = [
+    (8277658.324063124, 45060422483.61129, 84.56594254150872),
+    (1444358258002.3816, 446361395931.0387, 1.8552036464714998),
+    (30528134372393.402, 17053345206034.955, 12.130296288223015),
+    (80902986.9142117, 768753555880.0924, 0.08659257639048173),
+    (3456553.9595413534, 32085251519.22961, 0.08467068977182919),
+    (639804355.383718, 3458948142.706589, 0.19231827216188557),
+    (5636920246426.996, 19505714668.621933, 60.488630912342046),
+    (588057739742.2814, 117939640648.84157, 10.785324549740487),
+    (32935850.800367344, 7430263044980.27, 44.95895197572284),
+]
 # Random losses whose refits put an optimum at N = 0.
-DEGENERATE = [(12830000.0, 499500000000000.0, 0.2151), (65740000.0, 536500000000000.0, 0.6832),
-              (1093000000.0, 3859000000000000.0, 0.3301), (16320000.0, 1861000000000000.0, 0.4657),
-              (183900000.0, 1.158e+16, 0.2486), (39690000.0, 1.181e+16, 1.859),
-              (24460000.0, 911800000000000.0, 0.8673), (18120000.0, 2571000000000000.0, 0.0534)]
+DEGENERATE = [
+    (12830000.0, 499500000000000.0, 0.2151),
+    (65740000.0, 536500000000000.0, 0.6832),
+    (1093000000.0, 3859000000000000.0, 0.3301),
+    (16320000.0, 1861000000000000.0, 0.4657),
+    (183900000.0, 1.158e16, 0.2486),
+    (39690000.0, 1.181e16, 1.859),
+    (24460000.0, 911800000000000.0, 0.8673),
+    (18120000.0, 2571000000000000.0, 0.0534),
+]
 
 
 @pytest.mark.slow
@@ -202,8 +219,10 @@ def test_fit_and_predict_on_wild_tables_print_no_numpy_warnings(tmp_path, rows):
         warnings.simplefilter("always")
         fitted = runner.invoke(app, ["fit", str(table), "--bootstrap", "5", "--out", str(out)])
         assert fitted.exit_code == 0, fitted.output
-        predicted = [runner.invoke(app, ["predict", str(out / "laws.json"), *args])
-                     for args in (["--params", "1e12", "--tokens", "1e3"], ["--flops", "1e30"])]
+        predicted = [
+            runner.invoke(app, ["predict", str(out / "laws.json"), *args])
+            for args in (["--params", "1e12", "--tokens", "1e3"], ["--flops", "1e30"])
+        ]
     # laws.json holds a finite law; the optimum for C may not exist (an exponent at 0), and is then refused.
     assert predicted[0].exit_code == 0 and predicted[1].exit_code in (0, 2), [result.output for result in predicted]
     output = fitted.output + "".join(result.output for result in predicted)
@@ -227,20 +246,29 @@ def test_fit_refuses_values_no_training_run_has(tmp_path):
     """Losses up to 1e270 crashed the plots; the table is refused first, the column named."""
     table = tmp_path / "runs.csv"
     losses = [1.17e45, 5.26e-110, 1.08e52, 2.04e133, 1.23e250, 5.61e245, 2.06e16, 6.73e270]
-    pd.DataFrame({"params": [1e6 * 2**i for i in range(8)], "tokens": [1e9 * 3**i for i in range(8)],
-                  "loss": losses}).to_csv(table, index=False)
-    refused(runner.invoke(app, ["fit", str(table), "--bootstrap", "5", "--out", str(tmp_path / "laws")]),
-            "column 'loss' has 8 values outside [1e-06, 1e+06]")
+    pd.DataFrame(
+        {"params": [1e6 * 2**i for i in range(8)], "tokens": [1e9 * 3**i for i in range(8)], "loss": losses}
+    ).to_csv(table, index=False)
+    refused(
+        runner.invoke(app, ["fit", str(table), "--bootstrap", "5", "--out", str(tmp_path / "laws")]),
+        "column 'loss' has 8 values outside [1e-06, 1e+06]",
+    )
 
 
 def test_predict_names_no_shape_beyond_the_params_rule(tmp_path):
     """N_opt for 1e300 FLOPs is beyond every shape the params rule makes; naming its widest is wrong."""
-    rows = [(params, tokens, 1.8 + 400 / params**0.34 + 2000 / tokens**0.28)
-            for params in (1e6, 3e6, 1e7, 3e7) for tokens in (1e8, 1e9, 1e10)]
+    rows = [
+        (params, tokens, 1.8 + 400 / params**0.34 + 2000 / tokens**0.28)
+        for params in (1e6, 3e6, 1e7, 3e7)
+        for tokens in (1e8, 1e9, 1e10)
+    ]
     table = tmp_path / "runs.csv"
     pd.DataFrame(rows, columns=["params", "tokens", "loss"]).to_csv(table, index=False)
     out = tmp_path / "laws"
-    assert runner.invoke(app, ["fit", str(table), "--bootstrap", "0", "--form", "chinchilla", "--out", str(out)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["fit", str(table), "--bootstrap", "0", "--form", "chinchilla", "--out", str(out)]).exit_code
+        == 0
+    )
     far = runner.invoke(app, ["predict", str(out / "laws.json"), "--flops", "1e300", "--json"])
     assert far.exit_code == 0 and "shape" not in json.loads(far.output), far.output
     near = runner.invoke(app, ["predict", str(out / "laws.json"), "--flops", "1e21", "--json"])

@@ -25,8 +25,9 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="
 
 @pytest.mark.slow
 @needs_ray
-def test_a_ray_worker_killed_mid_run_is_retried_and_nothing_is_lost(tmp_path, sweep_config, reference_losses,
-                                                                      monkeypatch):
+def test_a_ray_worker_killed_mid_run_is_retried_and_nothing_is_lost(
+    tmp_path, sweep_config, reference_losses, monkeypatch
+):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)  # no cluster to join: run_on_ray starts one and stops it
     store = tmp_path / "store"
     register(sweep_config, store)

@@ -35,8 +35,9 @@ from sweep.errors import ConfigError, SweepError
 from sweep.launch.slurm import SweepJob, submit_slurm
 from sweep.store import read_json
 
-needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None,
-                                    reason="needs submitit: pip install -e '.[test]'")
+needs_submitit = pytest.mark.skipif(
+    importlib.util.find_spec("submitit") is None, reason="needs submitit: pip install -e '.[test]'"
+)
 runner = CliRunner()
 LOCAL = ExecutorConfig(workers=2, cluster="local", threads=1)
 
@@ -120,20 +121,41 @@ def fake_slurm(directory: Path) -> None:
 
 @pytest.mark.slow
 @needs_submitit
-def test_the_sbatch_script_asks_for_the_configured_job_array_and_starts_a_worker(tmp_path, write_config, email_glob,
-                                                                               monkeypatch):
+def test_the_sbatch_script_asks_for_the_configured_job_array_and_starts_a_worker(
+    tmp_path, write_config, email_glob, monkeypatch
+):
     store = tmp_path / "store"
     register(write_config(tiny_config(email_glob)), store)
     fake = tmp_path / "bin"
     fake_slurm(fake)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
-    config = ExecutorConfig(workers=3, cluster="auto", partition="gpu", gpus_per_node=2, cpus_per_task=4, mem_gb=16,
-                            timeout_min=90, array_parallelism=2, sbatch=("qos=high", "account=lab"), threads=1)
+    config = ExecutorConfig(
+        workers=3,
+        cluster="auto",
+        partition="gpu",
+        gpus_per_node=2,
+        cpus_per_task=4,
+        mem_gb=16,
+        timeout_min=90,
+        array_parallelism=2,
+        sbatch=("qos=high", "account=lab"),
+        threads=1,
+    )
     jobs = submit_slurm(store, "tiny", config)
     assert [job.job_id for job in jobs] == ["4242_0", "4242_1", "4242_2"]
     script = (fake / "script.sh").read_text()
-    for line in ("--partition=gpu", "--gpus-per-node=2", "--cpus-per-task=4", "--mem=16GB", "--time=90",
-                 "--array=0-2%2", "--qos=high", "--account=lab", "--job-name=sweep-tiny", "--signal=USR2@90"):
+    for line in (
+        "--partition=gpu",
+        "--gpus-per-node=2",
+        "--cpus-per-task=4",
+        "--mem=16GB",
+        "--time=90",
+        "--array=0-2%2",
+        "--qos=high",
+        "--account=lab",
+        "--job-name=sweep-tiny",
+        "--signal=USR2@90",
+    ):
         assert f"#SBATCH {line}\n" in script, line
     command = script.strip().splitlines()[-1]
     folder = store.resolve() / ".submitit" / "tiny"
@@ -142,9 +164,17 @@ def test_the_sbatch_script_asks_for_the_configured_job_array_and_starts_a_worker
         assert pickle.load(f).function == SweepJob(store.resolve(), "tiny", config)
 
     # Run array task 0 as SLURM would: the script's command loads the job and its worker trains the sweep.
-    env = {**os.environ, "SLURM_JOB_ID": "4243", "SLURM_ARRAY_JOB_ID": "4242", "SLURM_ARRAY_TASK_ID": "0",
-           "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NTASKS": "1",
-           "SLURM_JOB_NUM_NODES": "1"}
+    env = {
+        **os.environ,
+        "SLURM_JOB_ID": "4243",
+        "SLURM_ARRAY_JOB_ID": "4242",
+        "SLURM_ARRAY_TASK_ID": "0",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_NTASKS": "1",
+        "SLURM_JOB_NUM_NODES": "1",
+    }
     ran = subprocess.run(["bash", str(fake / "script.sh")], env=env, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert jobs[0].result() == {"done": 4, "skipped": 0, "taken": 0, "failed": 0, "diverged": 0}
@@ -152,8 +182,9 @@ def test_the_sbatch_script_asks_for_the_configured_job_array_and_starts_a_worker
 
 
 @needs_submitit
-def test_slurm_is_refused_without_sbatch_and_a_sweep_without_runs_submits_nothing(tmp_path, write_config,
-                                                                                  email_glob, monkeypatch):
+def test_slurm_is_refused_without_sbatch_and_a_sweep_without_runs_submits_nothing(
+    tmp_path, write_config, email_glob, monkeypatch
+):
     store = tmp_path / "store"
     register(write_config(tiny_config(email_glob)), store)
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
@@ -174,17 +205,49 @@ def test_the_executor_section_is_validated_and_enters_no_run_id(email_glob):
     raw = tiny_config(email_glob)
     plain = parse_config(raw)
     assert plain.executor == ExecutorConfig()
-    raw["executor"] = {"workers": 8, "cluster": "slurm", "partition": "gpu", "gpus_per_node": 1, "cpus_per_task": 4,
-                       "mem_gb": "1.5", "timeout_min": 240, "array_parallelism": 4, "sbatch": ["qos=high"],
-                       "address": "ray://head:10001", "device": "cuda", "threads": 2}
+    raw["executor"] = {
+        "workers": 8,
+        "cluster": "slurm",
+        "partition": "gpu",
+        "gpus_per_node": 1,
+        "cpus_per_task": 4,
+        "mem_gb": "1.5",
+        "timeout_min": 240,
+        "array_parallelism": 4,
+        "sbatch": ["qos=high"],
+        "address": "ray://head:10001",
+        "device": "cuda",
+        "threads": 2,
+    }
     configured = parse_config(raw)
     assert configured.executor.sbatch == ("qos=high",) and configured.executor.mem_gb == 1.5
     assert [spec.run_id for spec in expand(configured)] == [spec.run_id for spec in expand(plain)]
-    raw["executor"] = {"workers": 0, "partition": "a b", "gpus_per_node": -1, "cpus_per_task": 0, "mem_gb": -1,
-                       "timeout_min": 0, "array_parallelism": -1, "sbatch": ["qos high", "x=1\ny"], "threads": -1}
-    assert problems(raw) == [f"executor.{key}" for key in ("workers", "partition", "gpus_per_node", "cpus_per_task",
-                                                          "mem_gb", "timeout_min", "array_parallelism", "threads",
-                                                          "sbatch[0]", "sbatch[1]")]
+    raw["executor"] = {
+        "workers": 0,
+        "partition": "a b",
+        "gpus_per_node": -1,
+        "cpus_per_task": 0,
+        "mem_gb": -1,
+        "timeout_min": 0,
+        "array_parallelism": -1,
+        "sbatch": ["qos high", "x=1\ny"],
+        "threads": -1,
+    }
+    assert problems(raw) == [
+        f"executor.{key}"
+        for key in (
+            "workers",
+            "partition",
+            "gpus_per_node",
+            "cpus_per_task",
+            "mem_gb",
+            "timeout_min",
+            "array_parallelism",
+            "threads",
+            "sbatch[0]",
+            "sbatch[1]",
+        )
+    ]
     raw["executor"] = {"cluster": "pbs", "device": "tpu", "nodes": 2}
     assert problems(raw) == ["executor.cluster", "executor.device", "executor.nodes"]
 

@@ -63,11 +63,14 @@ def test_intervals_cover_the_truth_about_95_percent_of_the_time():
     assert covered >= 34 and predicted >= 34
 
 
-@pytest.mark.parametrize("gamma_D, trend", [
-    (0.5, "δ rises with D at fixed N"),
-    (0.0, "no clear trend with D"),
-    (-0.3, "δ falls with D at fixed N"),
-])
+@pytest.mark.parametrize(
+    "gamma_D, trend",
+    [
+        (0.5, "δ rises with D at fixed N"),
+        (0.0, "no clear trend with D"),
+        (-0.3, "δ falls with D at fixed N"),
+    ],
+)
 def test_the_trend_sentence_follows_the_gamma_D_interval(gamma_D, trend):
     truth = DegradationLaw(C=1e-3, gamma_D=gamma_D, gamma_N=0.45)
     fit = fit_degradation(world(truth), "q4", bootstrap=200)
@@ -92,14 +95,22 @@ def test_deltas_at_or_below_zero_and_unmeasured_ones_are_left_out_and_counted():
     assert fit.law == kept.law  # left out, not clipped to some small positive value
 
 
-@pytest.mark.parametrize("rows, message", [
-    (lambda points: points.iloc[:3], "3 of 3 points have δ > 0 (0 have δ <= 0, 0 were not measured); the law's 3 "
-                                     "parameters and its scatter need at least 4"),
-    (lambda points: points.assign(delta_q4=np.where(points.index < 22, -0.01, points.delta_q4)),
-     "3 of 25 points have δ > 0 (22 have δ <= 0, 0 were not measured)"),
-    (lambda points: points[points.params == points.params.min()], "2 distinct values of N"),
-    (lambda points: points[np.isclose(points.tokens / points.params, 10.0)], "D and N move together"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            lambda points: points.iloc[:3],
+            "3 of 3 points have δ > 0 (0 have δ <= 0, 0 were not measured); the law's 3 "
+            "parameters and its scatter need at least 4",
+        ),
+        (
+            lambda points: points.assign(delta_q4=np.where(points.index < 22, -0.01, points.delta_q4)),
+            "3 of 25 points have δ > 0 (22 have δ <= 0, 0 were not measured)",
+        ),
+        (lambda points: points[points.params == points.params.min()], "2 distinct values of N"),
+        (lambda points: points[np.isclose(points.tokens / points.params, 10.0)], "D and N move together"),
+    ],
+)
 def test_too_few_points_or_an_unidentifiable_design_give_the_reason(rows, message):
     with pytest.raises(InputError) as raised:
         fit_degradation(rows(world()), "q4")
@@ -119,8 +130,17 @@ def runs_at_two_lrs() -> pd.DataFrame:
         for tokens in (1e6, 1e7):
             for lr, loss, delta in ((1e-3, 3.0, 0.01), (1e-2, 3.5, 0.5)):
                 for seed in (0, 1):
-                    rows.append({"params": params, "tokens": tokens, "lr": lr, "seed": seed, "loss": loss + 0.01 * seed,
-                                 "delta_q4": delta + 0.002 * seed, "delta_p50": np.nan if seed else 0.2})
+                    rows.append(
+                        {
+                            "params": params,
+                            "tokens": tokens,
+                            "lr": lr,
+                            "seed": seed,
+                            "loss": loss + 0.01 * seed,
+                            "delta_q4": delta + 0.002 * seed,
+                            "delta_p50": np.nan if seed else 0.2,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -130,7 +150,8 @@ def test_prepare_table_takes_delta_from_the_runs_the_loss_comes_from():
     assert points["delta_p50"].to_numpy() == pytest.approx([0.2] * 4)  # the unmeasured seed skipped
     for aggregate, expected in (("mean", 0.256), ("min", 0.01)):  # every run; the lowest-loss run
         assert prepare_table(runs_at_two_lrs(), aggregate=aggregate).points["delta_q4"].to_numpy() == pytest.approx(
-            [expected] * 4)
+            [expected] * 4
+        )
     with pytest.raises(InputError, match="column 'delta_q4' holds non-numeric values"):
         prepare_table(runs_at_two_lrs().assign(delta_q4="big"))
     with pytest.raises(InputError, match="column 'delta_q4' has inf in 8 of 16 rows"):
@@ -190,20 +211,36 @@ def test_sweep_fit_and_predict_with_degradation_laws(tmp_path):
 def test_predict_bits_on_a_laws_file_without_degradation_laws_exits_2(tmp_path):
     table = pd.read_csv(loss_and_delta_table(tmp_path / "t.csv")).drop(columns=["delta_q4", "delta_p50"])
     table.to_csv(tmp_path / "plain.csv", index=False)
-    fitted = runner.invoke(app, ["fit", str(tmp_path / "plain.csv"), "--bootstrap", "0", "--form", "chinchilla",
-                                 "--out", str(tmp_path / "o")])
+    fitted = runner.invoke(
+        app,
+        ["fit", str(tmp_path / "plain.csv"), "--bootstrap", "0", "--form", "chinchilla", "--out", str(tmp_path / "o")],
+    )
     assert fitted.exit_code == 0 and "post-training degradation" not in fitted.output
-    result = runner.invoke(app, ["predict", str(tmp_path / "o" / "laws.json"), "--params", "1e6", "--tokens", "1e7",
-                                 "--bits", "4"])
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "o" / "laws.json"), "--params", "1e6", "--tokens", "1e7", "--bits", "4"]
+    )
     assert result.exit_code == 2 and "holds no post-training degradation laws" in result.output
     result = runner.invoke(app, ["predict", str(tmp_path / "o" / "laws.json"), "--flops", "1e18", "--bits", "4"])
     assert result.exit_code == 2 and "give them with --params N and --tokens D" in result.output
 
 
 def store_frame(**extra) -> pd.DataFrame:
-    run = {"run_id": "r1", "sweep": "s", "status": "done", "n_layers": 2, "d_model": 32, "params": 1e5,
-           "params_total": 2e5, "tokens": 1e7, "flops": 6e12, "loss": 3.1, "bpb": 1.2, "wall_s": 10.0,
-           "tokens_per_s": 1e6, "attempts": 1}
+    run = {
+        "run_id": "r1",
+        "sweep": "s",
+        "status": "done",
+        "n_layers": 2,
+        "d_model": 32,
+        "params": 1e5,
+        "params_total": 2e5,
+        "tokens": 1e7,
+        "flops": 6e12,
+        "loss": 3.1,
+        "bpb": 1.2,
+        "wall_s": 10.0,
+        "tokens_per_s": 1e6,
+        "attempts": 1,
+    }
     return pd.DataFrame([{**run, **extra}])
 
 

@@ -16,6 +16,7 @@ for module in pkgutil.walk_packages(sweep.laws.__path__, "sweep.laws."):
     importlib.import_module(module.name)
 """
 
+
 def modules_loaded_by(code: str) -> set[str]:
     """sys.modules after running `code` in a fresh interpreter."""
     report = "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"

@@ -225,7 +225,9 @@ def test_laws_json_format_1_still_predicts_with_the_parameter_interval(report, t
         "format": "sweep-laws/1",
         "chinchilla": asdict(report.chinchilla.params),
         "conventions": {"params": "non_embedding", "flops": "flops"},
-        "bootstrap_samples": {"chinchilla": {name: [getattr(s, name) for s in samples] for name in "E A B alpha beta".split()}},
+        "bootstrap_samples": {
+            "chinchilla": {name: [getattr(s, name) for s in samples] for name in "E A B alpha beta".split()}
+        },
     }
     (tmp_path / "old.json").write_text(json.dumps(old))
     laws = load_laws(tmp_path / "old.json")

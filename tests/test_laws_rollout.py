@@ -17,7 +17,9 @@ CHINCHILLA = ChinchillaParams(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.
 def grid(loss_of, sizes=4, budgets=4, noise=0.003, seed=0) -> pd.DataFrame:
     """An N × D grid (30x in N, 16x in D) with multiplicative noise, sorted by C as the fit table is."""
     rng = np.random.default_rng(seed)
-    params, tokens = (axis.ravel() for axis in np.meshgrid(np.geomspace(1e6, 3e7, sizes), np.geomspace(2e8, 3.2e9, budgets)))
+    params, tokens = (
+        axis.ravel() for axis in np.meshgrid(np.geomspace(1e6, 3e7, sizes), np.geomspace(2e8, 3.2e9, budgets))
+    )
     loss = loss_of(params, tokens) * np.exp(noise * rng.standard_normal(len(params)))
     return prepare_table(pd.DataFrame({"params": params, "tokens": tokens, "loss": loss})).points
 
@@ -29,17 +31,22 @@ def test_each_level_is_predicted_from_every_point_below_it():
     assert result.n_folds == len(points) - 7  # on this grid every point is its own compute level
     for prediction in result.predictions:
         assert prediction.n_fitted == np.sum(points.flops < prediction.flops)
-        assert prediction.extrapolation == pytest.approx(prediction.flops / points.flops[points.flops < prediction.flops].max())
+        assert prediction.extrapolation == pytest.approx(
+            prediction.flops / points.flops[points.flops < prediction.flops].max()
+        )
         for form, error in prediction.relative_error.items():
             assert error == pytest.approx(prediction.predicted[form] / prediction.loss - 1)
     assert set(result.forms) == {"chinchilla", "chinchilla_e0", "kaplan"}
     assert result.forms["chinchilla"].mean_abs_error < 0.01  # the true form, 0.3% noise
 
 
-@pytest.mark.parametrize("loss_of, form", [
-    (lambda n, d: kaplan_loss(n, d, KAPLAN), "kaplan"),
-    (lambda n, d: predict_loss(n, d, CHINCHILLA), "chinchilla"),
-])
+@pytest.mark.parametrize(
+    "loss_of, form",
+    [
+        (lambda n, d: kaplan_loss(n, d, KAPLAN), "kaplan"),
+        (lambda n, d: predict_loss(n, d, CHINCHILLA), "chinchilla"),
+    ],
+)
 @pytest.mark.slow
 def test_auto_predicts_with_the_form_that_extrapolates_best(loss_of, form):
     points = grid(loss_of, sizes=5, budgets=4)

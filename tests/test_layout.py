@@ -63,7 +63,9 @@ def test_imports_point_from_the_edges_to_the_core(path):
 
 
 def test_every_module_is_short_and_every_package_small():
-    long = {str(p.relative_to(PACKAGE)): n for p in MODULES if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {
+        str(p.relative_to(PACKAGE)): n for p in MODULES if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
     for package in (p for p in PACKAGE.rglob("*") if p.is_dir() and (p / "__init__.py").exists() and p != PACKAGE):
         modules = [m for m in package.glob("*.py") if m.name != "__init__.py"]
@@ -72,11 +74,14 @@ def test_every_module_is_short_and_every_package_small():
     assert top == {"__init__.py", "__main__.py", "errors.py", "columns.py"}, "src/sweep/ holds only the package's face"
 
 
-@pytest.mark.parametrize("package, absent", [
-    ("sweep.config", ["torch", "pandas", "rich", "sweep.store"]),
-    ("sweep.store", ["torch", "typer", "sweep.laws"]),
-    ("sweep.cli", ["torch", "pandas", "scipy", "matplotlib"]),  # every command starts fast: `sweep status`, --help
-])
+@pytest.mark.parametrize(
+    "package, absent",
+    [
+        ("sweep.config", ["torch", "pandas", "rich", "sweep.store"]),
+        ("sweep.store", ["torch", "typer", "sweep.laws"]),
+        ("sweep.cli", ["torch", "pandas", "scipy", "matplotlib"]),  # every command starts fast: `sweep status`, --help
+    ],
+)
 def test_a_family_loads_without_what_it_must_not_know(package, absent):
     """Checked in a fresh interpreter: what a family pulls in when imported, lazily imported code aside
     (the laws have their own test, tests/test_laws_imports.py)."""

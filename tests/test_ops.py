@@ -64,7 +64,7 @@ def _rotary_reference(x, seq_len):
     head_dim = x.shape[-1]
     inv_freq = 1.0 / 10000.0 ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
     angles = torch.outer(torch.arange(seq_len, dtype=torch.float64), inv_freq)
-    a, b = x[..., : head_dim // 2], x[..., head_dim // 2:]
+    a, b = x[..., : head_dim // 2], x[..., head_dim // 2 :]
     return torch.cat((a * angles.cos() - b * angles.sin(), b * angles.cos() + a * angles.sin()), dim=-1)
 
 
@@ -88,8 +88,9 @@ def test_causal_attention_matches_sdpa(seq):
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, seq, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
     grad_out = torch.randn(2, 3, seq, 8, dtype=torch.float64)
-    expected = _grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), q, k, v,
-                      grad_out=grad_out)
+    expected = _grads(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), q, k, v, grad_out=grad_out
+    )
     got = _grads(lambda q, k, v: causal_attention(q, k, v, _mask(16).double()), q, k, v, grad_out=grad_out)
     for want, have in zip(expected, got):
         torch.testing.assert_close(have, want)
@@ -110,7 +111,9 @@ def test_causal_attention_ignores_the_future():
     changed = v.clone()
     changed[..., 3:, :] += 1.0
     mask = _mask(6)
-    torch.testing.assert_close(causal_attention(q, k, v, mask)[..., :3, :],
-                               causal_attention(q, k, changed, mask)[..., :3, :])
-    assert not math.isclose(causal_attention(q, k, v, mask)[..., 5, 0].item(),
-                            causal_attention(q, k, changed, mask)[..., 5, 0].item())
+    torch.testing.assert_close(
+        causal_attention(q, k, v, mask)[..., :3, :], causal_attention(q, k, changed, mask)[..., :3, :]
+    )
+    assert not math.isclose(
+        causal_attention(q, k, v, mask)[..., 5, 0].item(), causal_attention(q, k, changed, mask)[..., 5, 0].item()
+    )

@@ -73,8 +73,7 @@ def test_a_trunk_held_by_another_runner_is_asked_for_again_only_after_the_retry_
 
 
 @pytest.mark.parametrize("status", ["failed", "diverged"])
-def test_a_trunk_that_ended_without_a_branch_point_strands_the_branches_that_wait_for_it(tmp_path, email_glob,
-                                                                                          status):
+def test_a_trunk_that_ended_without_a_branch_point_strands_the_branches_that_wait_for_it(tmp_path, email_glob, status):
     store = Store(tmp_path)
     plan = planned(wsd_config(email_glob), store)
     big = next(trunk for trunk in trunks(plan.todo) if trunk.branches[0].shape.d_model == 32)
@@ -84,8 +83,10 @@ def test_a_trunk_that_ended_without_a_branch_point_strands_the_branches_that_wai
     store.finish(store.trunk_dir(trunk_spec), record)
     stranded = plan.stranded()
     assert [branch.branch_step for branch, _ in stranded] == [13, 26]  # the branch at step 6 can still train
-    assert all(trunk_status["status"] == status and trunk_status["reason"] == "RuntimeError: boom"
-               for _, trunk_status in stranded)
+    assert all(
+        trunk_status["status"] == status and trunk_status["reason"] == "RuntimeError: boom"
+        for _, trunk_status in stranded
+    )
     assert ("branch", 32, 8192) in described(plan.ready())
     assert not any(task.kind == "trunk" and task.spec.shape.d_model == 32 for task in plan.ready())
 

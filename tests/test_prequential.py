@@ -21,7 +21,7 @@ def test_no_window_repeats_within_an_epoch_and_each_epoch_reshuffles():
     length, seq_len, batch = 10_000, 32, 8
     windows = epoch_windows(length, seq_len)  # 312
     starts = torch.cat([epoch_starts(length, seq_len, 7, step * batch, batch) for step in range(2 * windows // batch)])
-    first, second = starts[:windows], starts[windows:2 * windows]
+    first, second = starts[:windows], starts[windows : 2 * windows]
     assert sorted(first.tolist()) == [k * seq_len for k in range(windows)]  # each window once
     assert sorted(second.tolist()) == sorted(first.tolist()) and not torch.equal(first, second)
     assert (first + seq_len + 1 <= length).all()  # a window's targets stay inside the split
@@ -36,14 +36,18 @@ def test_an_epoch_batch_is_a_function_of_its_step_and_ranks_tile_it():
     assert torch.equal(torch.cat([y for _, y in shares]), whole_y)
     assert torch.equal(whole_x[:, 1:], whole_y[:, :-1])
     targets = epoch_targets(tokens, 16, 0, 4 * 8 * 16)  # steps 0-3: batch 3 is its last quarter
-    assert targets[-8 * 16:].tolist() == whole_y.reshape(-1).tolist()
+    assert targets[-8 * 16 :].tolist() == whole_y.reshape(-1).tolist()
 
 
 @pytest.fixture(scope="module")
 def epoch_sweep(email_glob_module):
-    config = parse_config(tiny_config(email_glob_module, data={**tiny_config("")["data"], "corpus": email_glob_module,
-                                                               "order": "epoch"},
-                                      train={"batch_tokens": 1024, "lr": "1e-2", "evals": 1, "schedule": "cosine"}))
+    config = parse_config(
+        tiny_config(
+            email_glob_module,
+            data={**tiny_config("")["data"], "corpus": email_glob_module, "order": "epoch"},
+            train={"batch_tokens": 1024, "lr": "1e-2", "evals": 1, "schedule": "cosine"},
+        )
+    )
     corpus = load_corpus(config.data)
     setup_process(torch.device("cpu"), config.train.threads)  # what sweep does before a process trains
     return expand(config, corpus.sha256), corpus
@@ -52,6 +56,7 @@ def epoch_sweep(email_glob_module):
 @pytest.fixture(scope="module")
 def email_glob_module():
     from sweep.data import stdlib_root
+
     return str(stdlib_root() / "email" / "**" / "*.py")
 
 
@@ -62,8 +67,10 @@ def test_prequential_bits_are_the_logged_pre_update_losses(epoch_sweep):
     result = train(spec, corpus, torch.device("cpu"), log=rows.append)
     assert result.prequential_reason is None
     steps = [0] + [row["step"] for row in rows]
-    logged_nats = sum(row["train_loss"] * (step - before) * spec.train.batch_tokens
-                      for row, before, step in zip(rows, steps, steps[1:]))
+    logged_nats = sum(
+        row["train_loss"] * (step - before) * spec.train.batch_tokens
+        for row, before, step in zip(rows, steps, steps[1:])
+    )
     assert result.prequential_bits == pytest.approx(logged_nats / math.log(2), rel=1e-9)
     # the first tokens are coded by an untrained model: about 8 bits each
     assert rows[0]["train_loss"] / math.log(2) > 7
@@ -74,8 +81,13 @@ def test_prequential_bits_survive_a_resume(epoch_sweep):
     spec = specs[1]
     states = []
     whole = train(spec, corpus, torch.device("cpu"))
-    train(spec, corpus, torch.device("cpu"), snapshot_steps=frozenset({5}),  # saved as a file is: a copy
-          save_snapshot=lambda state: states.append(copy.deepcopy(state)))
+    train(
+        spec,
+        corpus,
+        torch.device("cpu"),
+        snapshot_steps=frozenset({5}),  # saved as a file is: a copy
+        save_snapshot=lambda state: states.append(copy.deepcopy(state)),
+    )
     resumed = train(spec, corpus, torch.device("cpu"), resume=states[0])
     assert resumed.prequential_bits == pytest.approx(whole.prequential_bits, rel=1e-12)
     # a state saved before code lengths were counted: its file has no prequential_nats
@@ -122,12 +134,16 @@ def epoch_store(tmp_path_factory, email_glob_module):
 
     from sweep.cli import app
 
-    raw = tiny_config(email_glob_module, tokens=["8192", "16384", "32768"],
-                      data={**tiny_config("")["data"], "corpus": email_glob_module, "order": "epoch"})
+    raw = tiny_config(
+        email_glob_module,
+        tokens=["8192", "16384", "32768"],
+        data={**tiny_config("")["data"], "corpus": email_glob_module, "order": "epoch"},
+    )
     root = tmp_path_factory.mktemp("epoch")
     (root / "sweep.yaml").write_text(yaml.safe_dump(raw))
-    result = CliRunner().invoke(app, ["run", str(root / "sweep.yaml"), "--store", str(root / "runs")],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        app, ["run", str(root / "sweep.yaml"), "--store", str(root / "runs")], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     return root / "runs"
 
@@ -140,8 +156,17 @@ def test_compressors_get_the_very_bytes_the_run_coded(epoch_store):
     [run_dir] = [path for path in run_dirs(epoch_store / "tiny") if "D3.277e4" in path.name and "L2" in path.name]
     spec = spec_from_dict(json.loads((run_dir / "spec.json").read_text()))
     corpus = load_corpus(spec.data)
-    batches = [get_epoch_batch(corpus.train, step, spec.train.batch_tokens // spec.shape.seq_len, spec.shape.seq_len,
-                               spec.seed, torch.device("cpu"))[1] for step in range(spec.steps)]  # targets coded
+    batches = [
+        get_epoch_batch(
+            corpus.train,
+            step,
+            spec.train.batch_tokens // spec.shape.seq_len,
+            spec.shape.seq_len,
+            spec.seed,
+            torch.device("cpu"),
+        )[1]
+        for step in range(spec.steps)
+    ]  # targets coded
     assert coded_bytes(epoch_store, run_dir.name) == torch.cat(batches).reshape(-1).to(torch.uint8).numpy().tobytes()
 
 
@@ -150,14 +175,16 @@ def test_sweep_fit_prints_the_compression_table_and_the_frontier(epoch_store, tm
     from sweep.cli import app
 
     out = tmp_path / "laws"
-    printed = CliRunner().invoke(app, ["fit", str(epoch_store), "--bootstrap", "0", "--out", str(out)],
-                                 catch_exceptions=False)
+    printed = CliRunner().invoke(
+        app, ["fit", str(epoch_store), "--bootstrap", "0", "--out", str(out)], catch_exceptions=False
+    )
     assert printed.exit_code == 0, printed.output
     assert "gzip -9" in printed.output and "xz -9" in printed.output and "LM, prequential" in printed.output
     assert "description length per D" in printed.output
     assert (out / "description_length.png").stat().st_size > 10_000
-    as_json = CliRunner().invoke(app, ["fit", str(epoch_store), "--bootstrap", "0", "--json", "--model-bits", "8"],
-                                 catch_exceptions=False)
+    as_json = CliRunner().invoke(
+        app, ["fit", str(epoch_store), "--bootstrap", "0", "--json", "--model-bits", "8"], catch_exceptions=False
+    )
     section = json.loads(as_json.output)["compression"]
     assert section["bits_per_param"] == 8
     frame = load_runs(epoch_store)
@@ -190,8 +217,11 @@ def test_a_corpus_changed_since_the_runs_gets_no_compressor_table(tmp_path, writ
 
     text = tmp_path / "text"
     shutil.copytree(stdlib_root() / "email", text)
-    raw = tiny_config(str(text / "**" / "*.py"), tokens=["8192"],
-                      data={**tiny_config("")["data"], "corpus": str(text / "**" / "*.py"), "order": "epoch"})
+    raw = tiny_config(
+        str(text / "**" / "*.py"),
+        tokens=["8192"],
+        data={**tiny_config("")["data"], "corpus": str(text / "**" / "*.py"), "order": "epoch"},
+    )
     raw["model"]["sizes"] = raw["model"]["sizes"][:1]
     store = tmp_path / "runs"
     CliRunner().invoke(app, ["run", str(write_config(raw)), "--store", str(store)], catch_exceptions=False)

@@ -63,13 +63,17 @@ def test_killed_and_restarted_sweep_ends_with_every_run_done_once(tmp_path, writ
     store = tmp_path / "store"
     rng = random.Random(1234)
     for _ in range(10):
-        process = subprocess.Popen([*SWEEP, "run", str(config), "--store", str(store), "--workers", "1"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [*SWEEP, "run", str(config), "--store", str(store), "--workers", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(rng.uniform(1.5, 4.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
-    finish = subprocess.run([*SWEEP, "run", str(config), "--store", str(store), "--workers", "1"],
-                            capture_output=True, text=True)
+    finish = subprocess.run(
+        [*SWEEP, "run", str(config), "--store", str(store), "--workers", "1"], capture_output=True, text=True
+    )
     assert finish.returncode == 0, finish.stdout + finish.stderr
     expected, got = _results(reference), _results(store)
     assert (got["status"] == "done").all() and sorted(got.index) == sorted(expected.index)
@@ -87,7 +91,10 @@ def test_two_runners_on_one_store_take_different_runs(tmp_path, write_config, em
     config = write_config(robust_config(email_glob))
     store = tmp_path / "store"
     command = [*SWEEP, "run", str(config), "--store", str(store), "--workers", "1"]
-    first, second = subprocess.Popen(command, stdout=subprocess.PIPE, text=True), subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    first, second = (
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True),
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True),
+    )
     outputs = [p.communicate()[0] for p in (first, second)]
     # The runner that ends last sees every run done (0); one that ends while the other still trains
     # exits 3, naming the runs held elsewhere.
@@ -161,16 +168,34 @@ MALFORMED = [
     ("name: [a\n", "not valid YAML"),
     ("- 1\n- 2\n", "expected a mapping of keys at the top level"),
     ("tokens: [1e6]\nmodel: {params: [1e5]}\n", "name: required key is missing"),
-    ("name: x\nmodel: {params: [1e5]}\n", "tokens: give exactly one of 'tokens' (training-token budgets), 'flops' (compute budgets) or 'tokens_per_param'"),
+    (
+        "name: x\nmodel: {params: [1e5]}\n",
+        "tokens: give exactly one of 'tokens' (training-token budgets), 'flops' (compute budgets) or 'tokens_per_param'",
+    ),
     ("name: x\nflops: [1e9]\nmodel: {params: [1e5]}\n", "gets 0 tokens from its smallest budget, less than one batch"),
     ("name: x\ntokens: [1e6]\n", "model: give exactly one of 'sizes'"),
-    ("name: x\ntokens: [1e6]\nmodel: {params: [1e5], sizes: [{n_layers: 1, d_model: 64}]}\n", "model: give exactly one"),
+    (
+        "name: x\ntokens: [1e6]\nmodel: {params: [1e5], sizes: [{n_layers: 1, d_model: 64}]}\n",
+        "model: give exactly one",
+    ),
     ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntokenz: 1\n", "tokenz: unknown key; did you mean 'tokens'?"),
-    ("name: x\ntokens: [1e6]\nmodel: {params: [1e5], norm: batch}\n", "model.norm: 'batch' is not one of layernorm, rmsnorm"),
-    ("name: x\ntokens: [1e6]\nmodel: {params: [1e5], activation: relu}\n", "model.activation: 'relu' is not one of gelu, swiglu"),
+    (
+        "name: x\ntokens: [1e6]\nmodel: {params: [1e5], norm: batch}\n",
+        "model.norm: 'batch' is not one of layernorm, rmsnorm",
+    ),
+    (
+        "name: x\ntokens: [1e6]\nmodel: {params: [1e5], activation: relu}\n",
+        "model.activation: 'relu' is not one of gelu, swiglu",
+    ),
     ("name: x\ntokens: [1e6]\nmodel: {params: [1e5], positions: alibi}\n", "model.positions: 'alibi' is not one of"),
-    ("name: x\ntokens: [1e6]\nmodel: {sizes: [{n_layers: 0, d_model: 64}]}\n", "model.sizes[0].n_layers: 0 must be at least 1"),
-    ("name: x\ntokens: [1e6]\nmodel: {sizes: [{n_layers: 2, d_model: 100, n_heads: 3}]}\n", "d_model 100 is not divisible by n_heads 3"),
+    (
+        "name: x\ntokens: [1e6]\nmodel: {sizes: [{n_layers: 0, d_model: 64}]}\n",
+        "model.sizes[0].n_layers: 0 must be at least 1",
+    ),
+    (
+        "name: x\ntokens: [1e6]\nmodel: {sizes: [{n_layers: 2, d_model: 100, n_heads: 3}]}\n",
+        "d_model 100 is not divisible by n_heads 3",
+    ),
     ("name: x\ntokens: [1e6]\nmodel: {sizes: [{n_layers: 2, d_modle: 64}]}\n", "did you mean 'd_model'?"),
     ("name: x\ntokens: [1e6]\nmodel: {sizes: {n_layers: 2}}\n", "model.sizes[0].d_model: required key is missing"),
     ("name: x\ntokens: [1e6]\nmodel: {params: [10]}\n", "model.params[0]: 10 is too small"),
@@ -180,12 +205,24 @@ MALFORMED = [
     ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ndevice: tpu\n", "device: 'tpu' is not one of auto, cpu, cuda"),
     ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {lr: -3}\n", "train.lr: expected a positive number"),
     ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {warmup: 2}\n", "train.warmup: 2.0 must be a share"),
-    ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {batch_tokens: 1000}\n", "must be a multiple of data.seq_len"),
+    (
+        "name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {batch_tokens: 1000}\n",
+        "must be a multiple of data.seq_len",
+    ),
     ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ndata: {seq_len: 2}\n", "data.seq_len: 2 is too short"),
-    ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ndata: {corpus: /no/where}\n", "data.corpus: '/no/where' is not 'stdlib'"),
+    (
+        "name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ndata: {corpus: /no/where}\n",
+        "data.corpus: '/no/where' is not 'stdlib'",
+    ),
     ("name: 'a/b'\ntokens: [1e6]\nmodel: {params: [1e5]}\n", "name: 'a/b' must be letters"),
-    ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {checkpoint_every: -1}\n", "train.checkpoint_every: -1.0 must be non-negative"),
-    ("name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {compile: sometimes}\n", "train.compile: expected true, false or 'auto', got str 'sometimes'"),
+    (
+        "name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {checkpoint_every: -1}\n",
+        "train.checkpoint_every: -1.0 must be non-negative",
+    ),
+    (
+        "name: x\ntokens: [1e6]\nmodel: {params: [1e5]}\ntrain: {compile: sometimes}\n",
+        "train.compile: expected true, false or 'auto', got str 'sometimes'",
+    ),
 ]
 
 

@@ -37,27 +37,98 @@ def test_a_default_wsd_spec_keeps_its_ids():
 
 def test_identity_names_what_decides_the_result():
     identity = expand(parse_config(tiny_config("stdlib")))[0].identity()
-    assert sorted(identity) == ["corpus_sha256", "data", "lr", "seed", "shape", "sweep", "tokens", "train",
-                                "warmup_steps"]
-    assert sorted(identity["train"]) == ["batch_tokens", "beta1", "beta2", "cooldown", "decay", "dtype", "evals",
-                                         "grad_clip", "lr", "min_lr_ratio", "schedule", "warmup", "weight_decay"]
-    assert sorted(identity["data"]) == ["bin_dtype", "chunk_tokens", "corpus", "seq_len", "val_fraction",
-                                        "val_tokens", "vocab_size"]
+    assert sorted(identity) == [
+        "corpus_sha256",
+        "data",
+        "lr",
+        "seed",
+        "shape",
+        "sweep",
+        "tokens",
+        "train",
+        "warmup_steps",
+    ]
+    assert sorted(identity["train"]) == [
+        "batch_tokens",
+        "beta1",
+        "beta2",
+        "cooldown",
+        "decay",
+        "dtype",
+        "evals",
+        "grad_clip",
+        "lr",
+        "min_lr_ratio",
+        "schedule",
+        "warmup",
+        "weight_decay",
+    ]
+    assert sorted(identity["data"]) == [
+        "bin_dtype",
+        "chunk_tokens",
+        "corpus",
+        "seq_len",
+        "val_fraction",
+        "val_tokens",
+        "vocab_size",
+    ]
 
 
 # The spec.json of the default-wsd spec above, as stores wrote it before the learning rate was stated
 # once: the resolved rate at the top level and in train.
 STORED_SPEC = {
-    "sweep": "tiny", "tokens": 8192, "seed": 0, "lr": 0.01, "corpus_sha256": "", "warmup_steps": 0,
-    "shape": {"n_layers": 1, "d_model": 16, "n_heads": 2, "d_ff": 64, "vocab_size": 256, "seq_len": 32,
-              "norm": "rmsnorm", "activation": "gelu", "positions": "rotary", "tie_embeddings": True},
-    "train": {"batch_tokens": 1024, "lr": 0.01, "warmup": 0.05, "min_lr_ratio": 0.1, "schedule": "wsd",
-              "cooldown": 0.2, "decay": "linear", "weight_decay": 0.1, "grad_clip": 1.0, "beta1": 0.9, "beta2": 0.95,
-              "evals": 1, "dtype": "auto", "threads": 0, "compile": "auto", "checkpoint_every": 300.0,
-              "micro_batch_tokens": 0, "ddp": False, "log": []},
-    "data": {"corpus": "stdlib", "seq_len": 32, "val_fraction": 0.2, "val_tokens": 2048, "chunk_tokens": 4096,
-             "bin_dtype": "uint16", "vocab_size": 0, "tokenizer": "bytes", "text_field": "text", "malformed": "error",
-             "order": "random"},
+    "sweep": "tiny",
+    "tokens": 8192,
+    "seed": 0,
+    "lr": 0.01,
+    "corpus_sha256": "",
+    "warmup_steps": 0,
+    "shape": {
+        "n_layers": 1,
+        "d_model": 16,
+        "n_heads": 2,
+        "d_ff": 64,
+        "vocab_size": 256,
+        "seq_len": 32,
+        "norm": "rmsnorm",
+        "activation": "gelu",
+        "positions": "rotary",
+        "tie_embeddings": True,
+    },
+    "train": {
+        "batch_tokens": 1024,
+        "lr": 0.01,
+        "warmup": 0.05,
+        "min_lr_ratio": 0.1,
+        "schedule": "wsd",
+        "cooldown": 0.2,
+        "decay": "linear",
+        "weight_decay": 0.1,
+        "grad_clip": 1.0,
+        "beta1": 0.9,
+        "beta2": 0.95,
+        "evals": 1,
+        "dtype": "auto",
+        "threads": 0,
+        "compile": "auto",
+        "checkpoint_every": 300.0,
+        "micro_batch_tokens": 0,
+        "ddp": False,
+        "log": [],
+    },
+    "data": {
+        "corpus": "stdlib",
+        "seq_len": 32,
+        "val_fraction": 0.2,
+        "val_tokens": 2048,
+        "chunk_tokens": 4096,
+        "bin_dtype": "uint16",
+        "vocab_size": 0,
+        "tokenizer": "bytes",
+        "text_field": "text",
+        "malformed": "error",
+        "order": "random",
+    },
     "eval": {"quantize": [], "prune": [], "embeddings": False},
 }
 

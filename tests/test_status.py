@@ -43,6 +43,7 @@ def status_json(store) -> dict:
 
 def poll(store, until, process, timeout: float = 90.0) -> dict:
     """The first `sweep status --json` of `store` (one sweep) for which `until(sweep)` holds."""
+
     def shown() -> dict | None:
         assert process.poll() is None, f"the sweep ended first: {process.communicate()[0]}"
         result = status(store, "--json")
@@ -62,7 +63,9 @@ def logging(sweep) -> list[dict]:
 
 def start(command) -> subprocess.Popen:
     """A sweep in its own process group, so a test can kill it and its workers at once."""
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -151,9 +154,19 @@ def test_wsd_trunks_are_their_own_line_and_counted_as_trained(registered_wsd):
     root, specs = registered_wsd
     sweep = status_json(root)["sweeps"][0]
     assert sweep["runs"]["pending"] == 4 and sweep["trunks"]["pending"] == sweep["trunks"]["total"] == 2
-    assert sweep["flops"] == {"convention": "6n", "done": 0, "left": spent_flops(specs)[0], "total": spent_flops(specs)[0]}
-    assert sweep["eta"] == {"seconds": None, "workers": 0, "flops_per_s_per_worker": None, "measured_from": None,
-                            "why": "nothing is running"}
+    assert sweep["flops"] == {
+        "convention": "6n",
+        "done": 0,
+        "left": spent_flops(specs)[0],
+        "total": spent_flops(specs)[0],
+    }
+    assert sweep["eta"] == {
+        "seconds": None,
+        "workers": 0,
+        "flops_per_s_per_worker": None,
+        "measured_from": None,
+        "why": "nothing is running",
+    }
     plain = status(root).stdout
     assert "wsd trunks 2: 0 done, 0 running, 2 pending" in plain and "time left: unknown (nothing is running)" in plain
     assert status_json(root / "tiny")["sweeps"] == [sweep], "one sweep's directory shows as that sweep"
@@ -161,8 +174,13 @@ def test_wsd_trunks_are_their_own_line_and_counted_as_trained(registered_wsd):
 
 def test_watch_prints_each_refresh_and_ctrl_c_exits_0(registered_wsd):
     root, _ = registered_wsd
-    watch = subprocess.Popen([*SWEEP, "status", str(root), "--watch", "--interval", "0.2"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    watch = subprocess.Popen(
+        [*SWEEP, "status", str(root), "--watch", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         headers = 0
         while headers < 2:
@@ -180,8 +198,11 @@ def test_a_path_that_is_no_store_exits_2(tmp_path, registered_wsd):
     root, _ = registered_wsd
     (tmp_path / "empty").mkdir()
     (tmp_path / "file").write_text("")
-    for path, message in [(tmp_path / "missing", "run store not found"), (tmp_path / "file", "run store not found"),
-                          (tmp_path / "empty", "not a run store")]:
+    for path, message in [
+        (tmp_path / "missing", "run store not found"),
+        (tmp_path / "file", "run store not found"),
+        (tmp_path / "empty", "not a run store"),
+    ]:
         result = status(path)
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     unknown = status(root, "--sweep", "other")

@@ -18,7 +18,9 @@ runner = CliRunner()
 
 def _mount(path: Path, options: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+    )
 
 
 @pytest.fixture
@@ -56,8 +58,9 @@ def test_a_full_disk_stops_the_sweep_and_loses_nothing(mount_tmpfs, write_config
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k", "count=1000000"], capture_output=True)
     os.truncate(filler, filler.stat().st_size - 150_000)
     larger = write_config(sweep_config(email_glob, sizes=2), "larger.yaml")
-    full = subprocess.run([*SWEEP, "run", str(larger), "--store", str(store), "--workers", "1"],
-                          capture_output=True, text=True)
+    full = subprocess.run(
+        [*SWEEP, "run", str(larger), "--store", str(store), "--workers", "1"], capture_output=True, text=True
+    )
     assert full.returncode == 1, full.stdout + full.stderr
     assert "Traceback" not in full.stdout + full.stderr
     assert "cannot write to the store" in full.stderr and "No space left" in full.stderr
@@ -68,8 +71,9 @@ def test_a_full_disk_stops_the_sweep_and_loses_nothing(mount_tmpfs, write_config
     assert not list(store.rglob("claim.json"))
 
     filler.unlink()
-    again = subprocess.run([*SWEEP, "run", str(larger), "--store", str(store), "--workers", "1"],
-                           capture_output=True, text=True)
+    again = subprocess.run(
+        [*SWEEP, "run", str(larger), "--store", str(store), "--workers", "1"], capture_output=True, text=True
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     runs = load_runs(store)
     assert (runs["status"] == "done").all() and len(runs) == 4

@@ -87,13 +87,18 @@ def test_every_reader_finds_the_runs_the_walk_finds(store):
     runs = [run for run in walk(store.root) if run.kind == "run"]
     assert list(load_runs(store.root)["run_id"]) == [run.path.name for run in runs]
     assert [spec.run_id for spec in store_specs(store.root)] == [run.path.name for run in runs]
-    assert [spec.run_id for spec in store_specs(store.root, "flat")] == [n for n, _, _ in expected(store, specs, "flat")]
+    assert [spec.run_id for spec in store_specs(store.root, "flat")] == [
+        n for n, _, _ in expected(store, specs, "flat")
+    ]
     assert store_specs(store.root / "tiny") == []  # a sweep's directory is no store: a runner would misplace its runs
-    assert [(path, kind) for path, kind, _ in tracked_runs(store.root)] == \
-        [(run.path, "branch" if run.sweep == "tiny" and run.kind == "run" else run.kind) for run in walk(store.root)]
+    assert [(path, kind) for path, kind, _ in tracked_runs(store.root)] == [
+        (run.path, "branch" if run.sweep == "tiny" and run.kind == "run" else run.kind) for run in walk(store.root)
+    ]
     sweeps = read_status(store.root)["sweeps"]
-    assert [(sweep["name"], sweep["runs"]["total"], sweep["trunks"]["total"]) for sweep in sweeps] == \
-        [("flat", 4, 0), ("tiny", 4, 2)]
+    assert [(sweep["name"], sweep["runs"]["total"], sweep["trunks"]["total"]) for sweep in sweeps] == [
+        ("flat", 4, 0),
+        ("tiny", 4, 2),
+    ]
 
 
 def test_a_spec_file_that_is_no_spec_is_skipped_with_one_warning(store):
@@ -104,8 +109,9 @@ def test_a_spec_file_that_is_no_spec_is_skipped_with_one_warning(store):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         specs_read = store_specs(store.root, "flat")
-    assert [spec.run_id for spec in specs_read] == \
-        [name for name, _, _ in expected(store, specs, "flat") if name not in (broken.name, unreadable.name)]
+    assert [spec.run_id for spec in specs_read] == [
+        name for name, _, _ in expected(store, specs, "flat") if name not in (broken.name, unreadable.name)
+    ]
     messages = [str(w.message) for w in caught]
     assert len(messages) == 2, messages
     assert any(message.startswith(f"{broken / 'spec.json'}: not a run spec (") for message in messages)

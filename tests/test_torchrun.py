@@ -27,12 +27,32 @@ def test_a_sweep_under_torchrun_trains_each_run_across_ranks_and_writes_once(tmp
     refused = runner.invoke(app, ["run", str(config), "--store", str(reference)])
     assert refused.exit_code == 2 and "torchrun" in refused.output, "train.ddp outside torchrun says how to start it"
     raw["train"]["ddp"] = False
-    assert runner.invoke(app, ["run", str(write_config(raw, "one.yaml")), "--store", str(reference),
-                               "--workers", "1"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["run", str(write_config(raw, "one.yaml")), "--store", str(reference), "--workers", "1"]
+        ).exit_code
+        == 0
+    )
     store = tmp_path / "store"
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "sweep", "run", str(config), "--store", str(store)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "sweep",
+            "run",
+            str(config),
+            "--store",
+            str(store),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     expected = load_runs(reference).set_index("run_id")["loss"]
     runs = load_runs(store).set_index("run_id")

@@ -121,11 +121,11 @@ def wandb_records(path: Path):
         if room < 7:  # a block's tail too short for a header is padding
             position += room
             continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + 7])
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
         if length == 0 and kind == 0:
             position += room
             continue
-        pending += data[position + 7:position + 7 + length]
+        pending += data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind in (1, 4):  # full, last
             record = wandb_internal_pb2.Record()
@@ -203,15 +203,18 @@ def test_trackers_are_not_part_of_a_runs_identity(email_glob):
 
 
 def test_an_unknown_log_value_exits_2_and_writes_nothing(tmp_path, write_config, email_glob):
-    result = invoke("run", write_config(small_config(email_glob)), "--store", tmp_path / "store", "--log", "wandb,mlflow")
+    result = invoke(
+        "run", write_config(small_config(email_glob)), "--store", tmp_path / "store", "--log", "wandb,mlflow"
+    )
     assert result.exit_code == 2
     assert "--log: 'mlflow' is not a tracker; choose from wandb, tensorboard" in result.output
     assert not (tmp_path / "store").exists()
 
 
 @pytest.mark.parametrize("how", [("--log", "wandb"), ("--set", "train.log=[wandb]")])
-def test_a_missing_tracker_package_names_its_extra_before_anything_is_written(tmp_path, write_config, email_glob,
-                                                                               monkeypatch, how):
+def test_a_missing_tracker_package_names_its_extra_before_anything_is_written(
+    tmp_path, write_config, email_glob, monkeypatch, how
+):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb now raises ImportError
     result = invoke("run", write_config(small_config(email_glob)), "--store", tmp_path / "store", *how)
     assert result.exit_code == 2
@@ -319,7 +322,8 @@ def test_trackers_call_each_tracker_in_turn_and_drop_one_that_raises(tmp_path):
         trackers.log({"step": 2})
         trackers.finish({"status": "done"})
     assert [str(w.message) for w in caught] == [
-        "train.log: b failed for r (ValueError: service gone); training goes on without it"]
+        "train.log: b failed for r (ValueError: service gone); training goes on without it"
+    ]
     assert seen == [("open", "r"), ("open", "r"), ("log", 1), ("close",), ("log", 2), ("finish", "done")]
 
 
@@ -331,8 +335,12 @@ def plain_store(tracked_store, tmp_path):
     """The tracked store as a store trained without trackers: every tracker file removed."""
     store = tmp_path / "plain"
     shutil.copytree(tracked_store, store)
-    for tracker_dir in [*store.glob("tiny/*/tensorboard"), *store.glob("tiny/*/wandb"),
-                        *store.glob("tiny/trunks/*/tensorboard"), *store.glob("tiny/trunks/*/wandb")]:
+    for tracker_dir in [
+        *store.glob("tiny/*/tensorboard"),
+        *store.glob("tiny/*/wandb"),
+        *store.glob("tiny/trunks/*/tensorboard"),
+        *store.glob("tiny/trunks/*/wandb"),
+    ]:
         shutil.rmtree(tracker_dir)
     return store
 

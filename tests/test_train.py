@@ -31,6 +31,7 @@ def test_eval_steps_spread_and_end_at_the_last_step():
 @pytest.fixture(scope="module")
 def tiny(request):
     from sweep.data import stdlib_root
+
     raw = tiny_config(str(stdlib_root() / "email" / "**" / "*.py"))
     config = parse_config(raw)
     corpus = load_corpus(config.data)
@@ -56,6 +57,7 @@ def test_absurd_learning_rate_is_reported_as_diverged(tiny):
     specs, corpus = tiny
     spec = specs[1]
     import dataclasses
+
     wild = dataclasses.replace(spec, train=dataclasses.replace(spec.train, lr=50.0, grad_clip=0.0, warmup=0.0))
     result = train(wild, corpus, torch.device("cpu"))
     assert result.status == "diverged"
@@ -93,9 +95,11 @@ def test_cpu_training_reuses_freed_activation_memory_instead_of_faulting_pages_i
     Plain malloc/free rather than training steps: with torch's threads the heap settles in a varying
     number of steps (one-off 8 MiB growths seen as late as step 29 of a 1-layer model), which made a
     count over training steps flaky."""
+
     def faults(mode: str) -> int:
-        done = subprocess.run([sys.executable, "-c", _FAULTS_PER_ROUND, mode], capture_output=True, text=True,
-                              check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _FAULTS_PER_ROUND, mode], capture_output=True, text=True, check=True
+        )
         return int(done.stdout)
 
     assert faults("configured") < 256
@@ -141,8 +145,11 @@ def test_cuda_training_compiles_by_default_in_bf16_and_learns(tiny):
     specs, corpus = tiny
     setup_process(torch.device("cuda"))  # TF32, as sweep sets it before a process trains on CUDA
     result = train(specs[1], corpus, torch.device("cuda"))
-    eager = train(dataclasses.replace(specs[1], train=dataclasses.replace(specs[1].train, compile=False)), corpus,
-                  torch.device("cuda"))
+    eager = train(
+        dataclasses.replace(specs[1], train=dataclasses.replace(specs[1].train, compile=False)),
+        corpus,
+        torch.device("cuda"),
+    )
     assert result.compiled and result.dtype == "bf16" and not eager.compiled
     assert result.loss == pytest.approx(eager.loss, rel=2e-2)
     assert result.loss < math.log(256) - 0.5

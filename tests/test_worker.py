@@ -51,8 +51,11 @@ def test_one_of_two_workers_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_p
     assert runner.invoke(app, ["run", str(config), "--store", str(store), "--submit-only"]).exit_code == 0
     command = [*SWEEP, "worker", str(store), "--threads", "1", "--workers", "1"]
     victim, other = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2))
-    wait_for(lambda: any(_held_by(checkpoint.parent, victim.pid) for checkpoint in store.rglob("checkpoint.pt")),
-             120, "the victim to checkpoint a run")
+    wait_for(
+        lambda: any(_held_by(checkpoint.parent, victim.pid) for checkpoint in store.rglob("checkpoint.pt")),
+        120,
+        "the victim to checkpoint a run",
+    )
     victim.send_signal(signal.SIGKILL)  # mid-run: it has checkpointed the run it holds
     victim.wait()
     replacement = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -122,15 +125,23 @@ def test_a_pool_worker_killed_mid_run_fails_only_its_run_and_retry_finishes_it(t
     reference = tmp_path / "reference"
     assert runner.invoke(app, ["run", str(config), "--store", str(reference), "--workers", "1"]).exit_code == 0
     store = tmp_path / "store"
-    pool = subprocess.Popen([*SWEEP, "run", str(config), "--store", str(store), "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pool = subprocess.Popen(
+        [*SWEEP, "run", str(config), "--store", str(store), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     _, victim = claimed_mid_run(store, timeout_s=120)
     os.kill(victim, signal.SIGKILL)
     output = pool.communicate(timeout=600)[0]
     assert pool.returncode == 1 and "worker process died" in json.dumps(load_runs(store)["reason"].tolist()), output
     assert (load_runs(store)["status"] == "failed").sum() == 1
-    retry = subprocess.run([*SWEEP, "run", str(config), "--store", str(store), "--workers", "2", "--retry-failed"],
-                           capture_output=True, text=True, timeout=600)
+    retry = subprocess.run(
+        [*SWEEP, "run", str(config), "--store", str(store), "--workers", "2", "--retry-failed"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert retry.returncode == 0, retry.stdout + retry.stderr
     assert losses(store) == losses(reference)
     assert sorted(load_runs(store)["attempts"].tolist()) == [1] * 7 + [2]

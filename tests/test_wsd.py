@@ -30,8 +30,10 @@ def wsd_config(corpus: str, **overrides) -> dict:
 def test_wsd_schedule_warms_up_holds_then_decays_to_the_floor():
     steps, peak = 100, 1e-2
     for decay in ("linear", "sqrt"):
-        rates = [wsd_lr_at(s, steps, peak, warmup_steps=5, branch_step=80, min_lr_ratio=0.1, decay=decay)
-                 for s in range(steps)]
+        rates = [
+            wsd_lr_at(s, steps, peak, warmup_steps=5, branch_step=80, min_lr_ratio=0.1, decay=decay)
+            for s in range(steps)
+        ]
         assert rates[0] == pytest.approx(peak / 5) and rates[4] == pytest.approx(peak)
         assert all(rate == peak for rate in rates[5:81])
         assert rates[-1] == pytest.approx(0.1 * peak)
@@ -60,14 +62,20 @@ def test_a_branch_ends_exactly_where_a_separate_wsd_run_of_its_budget_ends(email
     group = trunks(expand(config, corpus.sha256))[1]
     snapshots = {}
     trunk = group.spec_to(max(group.branch_steps))
-    train(trunk, corpus, torch.device("cpu"), snapshot_steps=frozenset(group.branch_steps),
-          save_snapshot=lambda state: snapshots.setdefault(state.step, copy.deepcopy(state)))
+    train(
+        trunk,
+        corpus,
+        torch.device("cpu"),
+        snapshot_steps=frozenset(group.branch_steps),
+        save_snapshot=lambda state: snapshots.setdefault(state.step, copy.deepcopy(state)),
+    )
     assert sorted(snapshots) == list(group.branch_steps)
     for branch in group.branches[:2]:
         separate_rows, branch_rows = [], []
         separate = train(branch, corpus, torch.device("cpu"), log=separate_rows.append)
-        branched = train(branch, corpus, torch.device("cpu"), log=branch_rows.append,
-                         resume=snapshots[branch.branch_step])
+        branched = train(
+            branch, corpus, torch.device("cpu"), log=branch_rows.append, resume=snapshots[branch.branch_step]
+        )
         assert branched.loss == separate.loss and branched.steps == separate.steps
         after = [(r["step"], r["train_loss"], r["lr"]) for r in separate_rows if r["step"] > branch.branch_step]
         assert [(r["step"], r["train_loss"], r["lr"]) for r in branch_rows] == after
@@ -88,7 +96,10 @@ def test_a_wsd_sweep_records_branches_as_runs_and_drops_branch_points_when_done(
     for run_dir in (store / "tiny").glob("L*"):
         rows = read_metrics(run_dir)
         steps = [row["step"] for row in rows]
-        assert steps == sorted(set(steps)) and rows[-1]["step"] == json.loads((run_dir / "result.json").read_text())["steps"]
+        assert (
+            steps == sorted(set(steps))
+            and rows[-1]["step"] == json.loads((run_dir / "result.json").read_text())["steps"]
+        )
         assert rows[0]["step"] < rows[-1]["step"] * 0.8  # the trunk's rows before the branch point come along
 
 

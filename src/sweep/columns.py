@@ -26,14 +26,20 @@ COLUMNS = [
     "run_id",  # the run's id, the name of its directory (`config.RunSpec.run_id`)
     "sweep",  # the sweep's name, the name of the directory its runs are in
     "status",  # one of STATUSES
-    "n_layers", "d_model", "n_heads", "d_ff",  # the shape (`model.shape.ModelShape`)
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "d_ff",  # the shape (`model.shape.ModelShape`)
     "params",  # N: non-embedding parameters (Kaplan et al. 2020), the laws' default
     "params_total",  # every parameter, embeddings and an untied output head included
     "params_embedding",  # token and position embeddings and an untied output head
     "tokens",  # D: tokens trained on, steps × batch_tokens (until the run ends: its budget)
     "seed",
     "lr",  # the peak learning rate
-    "flops", "flops_6nd_total", "flops_attn", "flops_matmul",  # training FLOPs of `tokens`: FLOPS_COLUMNS
+    "flops",
+    "flops_6nd_total",
+    "flops_attn",
+    "flops_matmul",  # training FLOPs of `tokens`: FLOPS_COLUMNS
     "loss",  # the final validation loss, nats per token
     "bpb",  # the same loss in bits per byte of validation text (None for a token file's unknown bytes)
     "train_loss",  # the mean training loss over the last logged interval, nats per token
@@ -59,8 +65,18 @@ COLUMNS = [
 # Besides these, a run with compressed variants (`eval.quantize`, `eval.prune`) has loss_<v> and
 # delta_<v> for each variant v (q4, p50: `variant_name`), after them.
 # The columns above that hold text or a flag; every other one holds a number. Any may be None.
-TEXT_COLUMNS = ("run_id", "sweep", "status", "schedule", "trunk_id", "device", "dtype", "reason", "order",
-                "prequential_reason")
+TEXT_COLUMNS = (
+    "run_id",
+    "sweep",
+    "status",
+    "schedule",
+    "trunk_id",
+    "device",
+    "dtype",
+    "reason",
+    "order",
+    "prequential_reason",
+)
 FLAG_COLUMNS = ("compiled",)
 # The fields of a metrics row (`engine.train`'s `row`) besides its step (a whole number >= 1), all
 # numbers: tokens and flops (the "6n" convention) trained through that step, the mean training loss

@@ -15,8 +15,12 @@ from rich.console import Console
 from sweep.config import DEVICES
 from sweep.errors import SweepError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Measure scaling laws: train a ladder of Transformers, record every run, fit laws.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Measure scaling laws: train a ladder of Transformers, record every run, fit laws.",
+)
 # Not on a terminal (batch jobs, pipes, CI) rich would wrap tables at 80 columns: give them room.
 console = Console() if sys.stdout.isatty() else Console(width=250)
 errors = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=250)

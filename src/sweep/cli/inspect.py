@@ -43,10 +43,16 @@ def ls(
 def status(
     store: Path = typer.Argument(..., help="Run store (or one sweep's directory)."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Only this sweep."),
-    watch: bool = typer.Option(False, "--watch", help="Refresh every --interval seconds until Ctrl-C: in place on a "
-                                                      "terminal, the whole text again each time elsewhere."),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Refresh every --interval seconds until Ctrl-C: in place on a "
+        "terminal, the whole text again each time elsewhere.",
+    ),
     interval: float = typer.Option(2.0, "--interval", min=0.1, help="Seconds between refreshes with --watch."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (with --watch: one per line, each refresh)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object (with --watch: one per line, each refresh)."
+    ),
 ):
     """Where each sweep of a store stands, read-only: runs done, running, pending, failed, diverged and
     stale (claimed by a runner that died or stopped heartbeating), wsd trunks, FLOPs (6N·D as trained)
@@ -99,12 +105,19 @@ def _show_status(read, watch: bool, interval: float, as_json: bool) -> None:
 @guarded
 def export(
     store: Path = typer.Argument(..., help="Run store (or one sweep's directory) to export."),
-    to: ExportFormat = typer.Option(..., "--to", help="csv or parquet (the sweep ls table), tensorboard or wandb "
-                                                      "(one tracker run per run and wsd trunk)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="csv/parquet: the file (default STORE/runs.csv or "
-                                                           "runs.parquet). tensorboard/wandb: a directory that "
-                                                           "mirrors the store's run paths (default: each run's own "
-                                                           "directory, STORE/<sweep>/<run>/tensorboard or /wandb)."),
+    to: ExportFormat = typer.Option(
+        ...,
+        "--to",
+        help="csv or parquet (the sweep ls table), tensorboard or wandb (one tracker run per run and wsd trunk).",
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        help="csv/parquet: the file (default STORE/runs.csv or "
+        "runs.parquet). tensorboard/wandb: a directory that "
+        "mirrors the store's run paths (default: each run's own "
+        "directory, STORE/<sweep>/<run>/tensorboard or /wandb).",
+    ),
 ):
     """Replay a store's recorded runs (metrics.jsonl, result.json) into a table or a tracker, for runs
     trained without one. Exporting again replaces the earlier export, never duplicates it; runs still
@@ -115,8 +128,9 @@ def export(
     for path in exported.written:
         console.print(f"wrote {path}", highlight=False)
     if exported.running:
-        console.print(f"skipped {len(exported.running)} runs still in training: export again when they end",
-                      highlight=False)
+        console.print(
+            f"skipped {len(exported.running)} runs still in training: export again when they end", highlight=False
+        )
     for failure in exported.failed:
         errors.print(f"error: not exported, the tracker failed: {failure}", highlight=False, markup=False)
     if exported.failed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from sweep.cli.tables import fixed, human
+from sweep.cli.tables import human
 
 
 def _interval(ci: dict | None, name: str) -> str:
@@ -47,8 +47,9 @@ FORM_PARAMETERS = {
 
 def _law_table(laws: dict, form: str, title: str) -> Table:
     law = laws[form]
-    table = Table(title=title, title_justify="left", caption=_why(laws["skipped"].get(f"{form}.ci")),
-                  caption_justify="left")
+    table = Table(
+        title=title, title_justify="left", caption=_why(laws["skipped"].get(f"{form}.ci")), caption_justify="left"
+    )
     for name in ("parameter", "value", "95% interval"):
         table.add_column(name, justify="left" if name == "parameter" else "right")
     for name in (*FORM_PARAMETERS[form], "a", "b", "G"):
@@ -62,10 +63,17 @@ def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
     tables = []
     conventions = laws["conventions"]
     chinchilla, chosen = laws["chinchilla"], laws["law"]
-    bootstrap = f"{chinchilla['n_bootstrap']} parametric-bootstrap refits" if chinchilla["n_bootstrap"] else "no bootstrap"
-    tables.append(_law_table(laws, "chinchilla",
-                             f"L(N, D) = E + A/N^alpha + B/D^beta  ({laws['n_points']} points from {laws['n_runs']} runs; "
-                             f"N = {conventions['params']} params, C from {conventions['flops']}; {bootstrap})"))
+    bootstrap = (
+        f"{chinchilla['n_bootstrap']} parametric-bootstrap refits" if chinchilla["n_bootstrap"] else "no bootstrap"
+    )
+    tables.append(
+        _law_table(
+            laws,
+            "chinchilla",
+            f"L(N, D) = E + A/N^alpha + B/D^beta  ({laws['n_points']} points from {laws['n_runs']} runs; "
+            f"N = {conventions['params']} params, C from {conventions['flops']}; {bootstrap})",
+        )
+    )
     tables.append(_forms_table(laws))
     if chosen["form"] != "chinchilla":
         tables.append(_law_table(laws, chosen["form"], f"the law predictions use: L(N, D) = {chosen['formula']}"))
@@ -73,14 +81,24 @@ def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
         tables.append(_rollout_table(laws["rollout"]))
 
     power_laws = laws["power_laws"]
-    table = Table(title="power laws L(X) = E + A·X^-alpha", title_justify="left", caption_justify="left",
-                  caption=_why(*(laws["skipped"].get(f"power_laws.{variable}.ci") for variable in power_laws)))
+    table = Table(
+        title="power laws L(X) = E + A·X^-alpha",
+        title_justify="left",
+        caption_justify="left",
+        caption=_why(*(laws["skipped"].get(f"power_laws.{variable}.ci") for variable in power_laws)),
+    )
     for name in ("X", "E", "A", "alpha", "alpha 95%", "points"):
         table.add_column(name, justify="left" if name == "X" else "right")
     for variable, fit in power_laws.items():
         if fit is not None:
-            table.add_row(variable, _value(fit["E"]), _value(fit["A"]), _value(fit["alpha"]),
-                          _interval(fit.get("ci"), "alpha"), str(fit["n_points"]))
+            table.add_row(
+                variable,
+                _value(fit["E"]),
+                _value(fit["A"]),
+                _value(fit["alpha"]),
+                _interval(fit.get("ci"), "alpha"),
+                str(fit["n_points"]),
+            )
     tables.append(table)
 
     table = Table(title="compute-optimal allocation N_opt ∝ C^a, D_opt ∝ C^b", title_justify="left")
@@ -89,7 +107,9 @@ def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
     table.add_row("parametric (from L(N, D))", _value(chinchilla.get("a")), _value(chinchilla.get("b")))
     if chosen["form"] != "chinchilla":
         law = laws[chosen["form"]]
-        table.add_row(f"parametric ({chosen['form']}, used for predictions)", _value(law.get("a")), _value(law.get("b")))
+        table.add_row(
+            f"parametric ({chosen['form']}, used for predictions)", _value(law.get("a")), _value(law.get("b"))
+        )
     for key, label in (("approach1", "approach 1 (lowest loss per C)"), ("isoflop", "approach 2 (IsoFLOP parabolas)")):
         fit = laws.get(key)
         table.add_row(label, _value(fit and fit["a"]), _value(fit and fit["b"]))
@@ -97,14 +117,24 @@ def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
 
     if laws.get("predictions"):
         predictions = laws["predictions"]
-        table = Table(title=f"compute-optimal models from the {chosen['form']} law (95% intervals)", title_justify="left",
-                      caption=_why(*(p["loss"]["why"] for p in predictions)), caption_justify="left")
+        table = Table(
+            title=f"compute-optimal models from the {chosen['form']} law (95% intervals)",
+            title_justify="left",
+            caption=_why(*(p["loss"]["why"] for p in predictions)),
+            caption_justify="left",
+        )
         for name in ("C (FLOPs)", "N_opt", "D_opt", "D/N", "loss", "95% prediction", "law's own 95%"):
             table.add_column(name, justify="right")
         for p in predictions:
-            table.add_row(human(p["flops"]), _estimate(p["params"], human), _estimate(p["tokens"], human),
-                          _estimate(p["tokens_per_param"], lambda v: f"{v:.3g}"), _value(p["loss"]["value"]),
-                          _pair(p["loss"]["interval"], _loss), _pair(p["loss"]["ci"], _loss))
+            table.add_row(
+                human(p["flops"]),
+                _estimate(p["params"], human),
+                _estimate(p["tokens"], human),
+                _estimate(p["tokens_per_param"], lambda v: f"{v:.3g}"),
+                _value(p["loss"]["value"]),
+                _pair(p["loss"]["interval"], _loss),
+                _pair(p["loss"]["ci"], _loss),
+            )
         tables.append(table)
 
     if laws.get("degradation"):
@@ -121,76 +151,95 @@ def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
 
     if laws.get("holdout"):
         holdout = laws["holdout"]
-        table = Table(title=f"held-out runs: predicted by the {chosen['form']} law fit without them", title_justify="left",
-                      caption=_why(*(point["why"] for point in holdout)), caption_justify="left")
-        for name in ("params", "tokens", "flops", "loss", "predicted", "error", "95% prediction", "inside",
-                     "law's own 95%"):
+        table = Table(
+            title=f"held-out runs: predicted by the {chosen['form']} law fit without them",
+            title_justify="left",
+            caption=_why(*(point["why"] for point in holdout)),
+            caption_justify="left",
+        )
+        for name in (
+            "params",
+            "tokens",
+            "flops",
+            "loss",
+            "predicted",
+            "error",
+            "95% prediction",
+            "inside",
+            "law's own 95%",
+        ):
             table.add_column(name, justify="right")
         for point in holdout:
             interval = point["interval"]
             inside = "-" if interval is None else ("yes" if interval[0] <= point["loss"] <= interval[1] else "NO")
-            table.add_row(human(point["params"]), human(point["tokens"]), human(point["flops"]), _loss(point["loss"]),
-                          _loss(point["predicted_loss"]), _percent(point["relative_error"]), _pair(interval, _loss),
-                          inside, _pair(point["ci"], _loss))
+            table.add_row(
+                human(point["params"]),
+                human(point["tokens"]),
+                human(point["flops"]),
+                _loss(point["loss"]),
+                _loss(point["predicted_loss"]),
+                _percent(point["relative_error"]),
+                _pair(interval, _loss),
+                inside,
+                _pair(point["ci"], _loss),
+            )
         tables.append(table)
     return tables
 
 
 def _degradation_table(entries: dict, conventions: dict) -> Table:
     """One row per compression variant: its law δ = C·D^γ_D/N^γ_N with 95% intervals, or why it has none."""
-    notes = ["δ <= 0 (the compression cost less than the evaluation's noise) has no log: left out of the fit, "
-             "and counted"]
+    notes = [
+        "δ <= 0 (the compression cost less than the evaluation's noise) has no log: left out of the fit, and counted"
+    ]
     notes += [f"no law for {variant}: {entry['why']}" for variant, entry in entries.items() if "C" not in entry]
-    notes += [f"no interval (-) for {variant}: {entry['why']}" for variant, entry in entries.items()
-              if "C" in entry and entry["why"]]
-    table = Table(title=f"post-training degradation δ = C·D^γ_D/N^γ_N, one law per variant "
-                        f"(N = {conventions['params']} params; 95% intervals)",
-                  title_justify="left", caption="\n".join(notes), caption_justify="left")
-    for name in ("variant", "C", "C 95%", "γ_D", "γ_D 95%", "γ_N", "γ_N 95%", "log rms", "points", "δ <= 0",
-                 "unmeasured", "trend"):
+    notes += [
+        f"no interval (-) for {variant}: {entry['why']}"
+        for variant, entry in entries.items()
+        if "C" in entry and entry["why"]
+    ]
+    table = Table(
+        title=f"post-training degradation δ = C·D^γ_D/N^γ_N, one law per variant "
+        f"(N = {conventions['params']} params; 95% intervals)",
+        title_justify="left",
+        caption="\n".join(notes),
+        caption_justify="left",
+    )
+    for name in (
+        "variant",
+        "C",
+        "C 95%",
+        "γ_D",
+        "γ_D 95%",
+        "γ_N",
+        "γ_N 95%",
+        "log rms",
+        "points",
+        "δ <= 0",
+        "unmeasured",
+        "trend",
+    ):
         table.add_column(name, justify="left" if name in ("variant", "trend") else "right")
     for variant, entry in entries.items():
         if "C" not in entry:
             table.add_row(f"{variant} ({entry['what']})", *["-"] * 10, "no law (see below)")
             continue
         ci = entry["ci"]
-        table.add_row(f"{variant} ({entry['what']})", _value(entry["C"]), _interval(ci, "C"),
-                      _value(entry["gamma_D"]), _interval(ci, "gamma_D"), _value(entry["gamma_N"]),
-                      _interval(ci, "gamma_N"), f"{entry['residual_rms']:.3g}", str(entry["n_points"]),
-                      str(entry["n_left_out"]), str(entry["n_unmeasured"]), entry["trend"])
+        table.add_row(
+            f"{variant} ({entry['what']})",
+            _value(entry["C"]),
+            _interval(ci, "C"),
+            _value(entry["gamma_D"]),
+            _interval(ci, "gamma_D"),
+            _value(entry["gamma_N"]),
+            _interval(ci, "gamma_N"),
+            f"{entry['residual_rms']:.3g}",
+            str(entry["n_points"]),
+            str(entry["n_left_out"]),
+            str(entry["n_unmeasured"]),
+            entry["trend"],
+        )
     return table
-
-
-def compression_tables(section: dict) -> list[Table]:
-    """`sweep fit`'s compression section (`sweep.codelength.section.compression_section`): per sweep, the best
-    prequential code against classical compressors on the same bytes; then the description-length
-    frontier, for each D the N whose two-part code is shortest."""
-    tables = []
-    for coded in section["tables"]:
-        if coded.get("rows") is None:
-            tables.append(Table(title=f"bits per byte: no compressor table ({coded['why']})", title_justify="left"))
-            continue
-        table = Table(title=f"sweep {coded['sweep']}: bits per byte on the {human(coded['tokens'])} training bytes "
-                            f"{coded['run_id']} coded (its prequential code, the lowest bpb)", title_justify="left")
-        for name in ("code", "bits/byte", "note"):
-            table.add_column(name, justify="right" if name == "bits/byte" else "left")
-        for row in coded["rows"]:
-            table.add_row(row["code"], fixed(row["bpb"], 3), row["note"] or "")
-        tables.append(table)
-    bits = section["bits_per_param"]
-    table = Table(title=f"description length per D: data coded by the final model (loss × D) + the model at {bits:g} "
-                        "bits per parameter (all of them); the N with the shortest total", title_justify="left",
-                  caption="prequential: each batch coded before training on it, no model sent (runs in epoch "
-                          "order); runner-up: the next shortest N at that D", caption_justify="left")
-    for name in ("D", "N", "N total", "data bits", "model bits", "total bits/byte", "prequential bits/byte",
-                 "runner-up N", "margin bits"):
-        table.add_column(name, justify="right")
-    for row in section["frontier"]:
-        table.add_row(human(row["tokens"]), human(row["params"]), human(row["params_total"]), human(row["data_bits"]),
-                      human(row["model_bits"]), fixed(row["total_bpb"], 3), fixed(row["prequential_bpb"], 3),
-                      human(row["runner_up_params"]), human(row["margin_bits"]))
-    tables.append(table)
-    return tables
 
 
 def _forms_table(laws: dict) -> Table:
@@ -198,15 +247,30 @@ def _forms_table(laws: dict) -> Table:
     chosen, rollout = laws["law"], laws.get("rollout")
     how = {"rollout": "the lowest rollout error", "--form": "--form", "default": "the default (no rollout check)"}
     if rollout:
-        caption = (f"rollout: {rollout['n_folds']} folds, each fit on all points below a compute level (at least "
-                   f"{rollout['min_fitted']}) and predicting that level; |error| by extrapolation factor C / largest C "
-                   f"fit; the last fold reaches {rollout['last_fold_extrapolation']:.2g}x")
+        caption = (
+            f"rollout: {rollout['n_folds']} folds, each fit on all points below a compute level (at least "
+            f"{rollout['min_fitted']}) and predicting that level; |error| by extrapolation factor C / largest C "
+            f"fit; the last fold reaches {rollout['last_fold_extrapolation']:.2g}x"
+        )
     else:
         caption = f"no rollout check: {laws['skipped'].get('rollout', 'not asked for (sweep fit --rollout)')}"
-    table = Table(title=f"joint laws L(N, D); predictions use {chosen['form']}, chosen by {how[chosen['chosen_by']]}",
-                  title_justify="left", caption=caption, caption_justify="left")
-    columns = ("form", "L(N, D)", "parameters", "Huber objective", "rollout mean |error|", "<=2x", "2-4x", ">4x",
-               "last fold")
+    table = Table(
+        title=f"joint laws L(N, D); predictions use {chosen['form']}, chosen by {how[chosen['chosen_by']]}",
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+    )
+    columns = (
+        "form",
+        "L(N, D)",
+        "parameters",
+        "Huber objective",
+        "rollout mean |error|",
+        "<=2x",
+        "2-4x",
+        ">4x",
+        "last fold",
+    )
     for name in columns:
         table.add_column(name, justify="left" if name in ("form", "L(N, D)") else "right")
     for form in FORM_PARAMETERS:
@@ -217,9 +281,11 @@ def _forms_table(laws: dict) -> Table:
         errors = ["-"] * 5
         if scores:
             by_factor = scores["median_abs_error_by_factor"]
-            errors = [_unsigned_percent(scores["mean_abs_error"]),
-                      *(_unsigned_percent(by_factor[label]) for label in ("<=2", "2-4", ">4")),
-                      _percent(scores["last_fold_error"])]
+            errors = [
+                _unsigned_percent(scores["mean_abs_error"]),
+                *(_unsigned_percent(by_factor[label]) for label in ("<=2", "2-4", ">4")),
+                _percent(scores["last_fold_error"]),
+            ]
         name = f"{form} (used)" if form == chosen["form"] else form
         table.add_row(name, law["formula"], str(law["n_parameters"]), f"{law['huber_objective']:.3g}", *errors)
     return table
@@ -232,13 +298,22 @@ def _unsigned_percent(value) -> str:
 def _rollout_table(rollout: dict) -> Table:
     """`sweep fit --rollout`: each prediction of the rollout check, with every form's error."""
     forms = list(rollout["forms"])
-    table = Table(title="rollout check: each compute level predicted by the laws fit on the levels below it",
-                  title_justify="left")
+    table = Table(
+        title="rollout check: each compute level predicted by the laws fit on the levels below it", title_justify="left"
+    )
     for name in ("fold", "params", "tokens", "flops", "fit on", "factor", "loss", *(f"{form} error" for form in forms)):
         table.add_column(name, justify="right")
     for p in rollout["predictions"]:
-        table.add_row(str(p["fold"]), human(p["params"]), human(p["tokens"]), human(p["flops"]), str(p["n_fitted"]),
-                      f"{p['extrapolation']:.2f}x", _loss(p["loss"]), *(_percent(p["relative_error"][form]) for form in forms))
+        table.add_row(
+            str(p["fold"]),
+            human(p["params"]),
+            human(p["tokens"]),
+            human(p["flops"]),
+            str(p["n_fitted"]),
+            f"{p['extrapolation']:.2f}x",
+            _loss(p["loss"]),
+            *(_percent(p["relative_error"][form]) for form in forms),
+        )
     return table
 
 
@@ -254,8 +329,13 @@ def _estimate(estimate: dict, fmt) -> str:
 def prediction_table(prediction: dict, shape_name: str | None, form: str) -> Table:
     """`sweep predict`: one budget's answer from the `form` law."""
     loss = prediction["loss"]
-    table = Table(show_header=False, caption=_why(loss["why"]), caption_justify="left",
-                  title=f"from the {form} law", title_justify="left")
+    table = Table(
+        show_header=False,
+        caption=_why(loss["why"]),
+        caption_justify="left",
+        title=f"from the {form} law",
+        title_justify="left",
+    )
     table.add_column("what")
     table.add_column("value (95% interval)", justify="right")
     if "flops" in prediction:

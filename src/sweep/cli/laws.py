@@ -30,32 +30,50 @@ LawForm = choice("LawForm", FORM_CHOICES)
 def fit(
     source: Path = typer.Argument(Path("runs"), help="A run store (or one sweep's directory), or a CSV/Parquet table."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Only this sweep of the store."),
-    params_convention: ParamsConvention = typer.Option(ParamsConvention.non_embedding, "--params-convention",
-                                                       help="What N counts: non_embedding (Kaplan) or total (Hoffmann)."),
-    flops_convention: FlopsConvention = typer.Option(FlopsConvention["6n"], "--flops-convention",
-                                                     help="The FLOPs column C comes from (see the README)."),
-    aggregate: Aggregate = typer.Option(Aggregate.min_of_means, "--aggregate",
-                                        help="Runs sharing (N, D): min over learning rates of the mean over seeds, or mean, or min."),
+    params_convention: ParamsConvention = typer.Option(
+        ParamsConvention.non_embedding,
+        "--params-convention",
+        help="What N counts: non_embedding (Kaplan) or total (Hoffmann).",
+    ),
+    flops_convention: FlopsConvention = typer.Option(
+        FlopsConvention["6n"], "--flops-convention", help="The FLOPs column C comes from (see the README)."
+    ),
+    aggregate: Aggregate = typer.Option(
+        Aggregate.min_of_means,
+        "--aggregate",
+        help="Runs sharing (N, D): min over learning rates of the mean over seeds, or mean, or min.",
+    ),
     bootstrap: int = typer.Option(200, "--bootstrap", min=0, help="Bootstrap refits for the 95% intervals (0 = none)."),
-    holdout: int = typer.Option(0, "--holdout", min=0, help="Fit without the K highest-compute points and predict them."),
+    holdout: int = typer.Option(
+        0, "--holdout", min=0, help="Fit without the K highest-compute points and predict them."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
-    form: LawForm = typer.Option(LawForm.auto, "--form",
-                                 help="The L(N, D) to predict with (auto: the lowest rollout error)."),
-    rollout: bool = typer.Option(False, "--rollout",
-                                 help="Show every rollout prediction: each compute level from the levels below it."),
-    min_steps: int = typer.Option(0, "--min-steps", min=0,
-                                  help="Leave out runs with fewer optimizer steps (0 = keep all, and warn below "
-                                       "sweep.laws.table.MIN_STEPS)."),
-    model_bits: float = typer.Option(16.0, "--model-bits", min=0,
-                                     help="Runs in epoch order: the bits per parameter a model costs in the "
-                                          "two-part description length."),
+    form: LawForm = typer.Option(
+        LawForm.auto, "--form", help="The L(N, D) to predict with (auto: the lowest rollout error)."
+    ),
+    rollout: bool = typer.Option(
+        False, "--rollout", help="Show every rollout prediction: each compute level from the levels below it."
+    ),
+    min_steps: int = typer.Option(
+        0,
+        "--min-steps",
+        min=0,
+        help="Leave out runs with fewer optimizer steps (0 = keep all, and warn below sweep.laws.table.MIN_STEPS).",
+    ),
+    model_bits: float = typer.Option(
+        16.0,
+        "--model-bits",
+        min=0,
+        help="Runs in epoch order: the bits per parameter a model costs in the two-part description length.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document to stdout instead of tables."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write laws.json and PNG plots into this directory."),
 ):
     """Fit scaling laws to a run store or a table: 95% intervals, a rollout check, the best-extrapolating L(N, D);
     laws of post-training degradation where runs have compressed variants; for runs in epoch order, their code
     length against gzip, xz and zstd and the N of the shortest description per D."""
-    from sweep.cli.law_tables import compression_tables, fit_tables
+    from sweep.cli.code_tables import compression_tables
+    from sweep.cli.law_tables import fit_tables
     from sweep.codelength.section import compression_section, write_frontier_plot
     from sweep.errors import cut
     from sweep.laws import FLOPS_COLUMNS, fit_report, prepare_table, read_table, save_laws
@@ -65,11 +83,17 @@ def fit(
         raise SweepError(f"--out: {out} exists and is not a directory")
     runs = load_runs(source) if source.is_dir() else read_table(source)
     if runs.empty:
-        raise SweepError(f"{cut(str(source), 200)}: the {'store' if source.is_dir() else 'table'} holds no runs; "
-                         "nothing to fit")
-    table = prepare_table(runs, sweep=sweep, params_convention=params_convention.value,
-                          flops_column=FLOPS_COLUMNS[flops_convention.value], aggregate=aggregate.value,
-                          min_steps=min_steps)
+        raise SweepError(
+            f"{cut(str(source), 200)}: the {'store' if source.is_dir() else 'table'} holds no runs; nothing to fit"
+        )
+    table = prepare_table(
+        runs,
+        sweep=sweep,
+        params_convention=params_convention.value,
+        flops_column=FLOPS_COLUMNS[flops_convention.value],
+        aggregate=aggregate.value,
+        min_steps=min_steps,
+    )
     report = fit_report(table, bootstrap=bootstrap, seed=seed, holdout=holdout, form=form.value, with_rollout=rollout)
     laws = report.to_json()
     in_sweep = runs if sweep is None or "sweep" not in runs.columns else runs[runs["sweep"] == sweep]
@@ -106,12 +130,17 @@ def _shared_model_settings(source: Path, sweep: str | None) -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # load_runs has warned about each damaged file already
-        specs = [spec for run in walk(source) if run.kind == "run" and (spec := read_spec(run)) is not None
-                 and (sweep is None or spec.sweep == sweep)]
+        specs = [
+            spec
+            for run in walk(source)
+            if run.kind == "run" and (spec := read_spec(run)) is not None and (sweep is None or spec.sweep == sweep)
+        ]
     # The rule's own dials are in the spec's model section (None in a spec.json from before it was kept);
     # the rest are in the shape the rule picked.
-    found = {name: {getattr(spec.model, name, None) if name in RULE_DIALS else getattr(spec.shape, name)
-                    for spec in specs} for name in MODEL_SETTINGS}
+    found = {
+        name: {getattr(spec.model, name, None) if name in RULE_DIALS else getattr(spec.shape, name) for spec in specs}
+        for name in MODEL_SETTINGS
+    }
     return {name: values.pop() for name, values in found.items() if len(values) == 1 and None not in values}
 
 
@@ -120,14 +149,26 @@ def predict(
     laws_file: Path = typer.Argument(..., help="laws.json written by sweep fit --out."),
     flops: Optional[float] = typer.Option(None, "--flops", help="A compute budget C: the compute-optimal N and D."),
     params: Optional[float] = typer.Option(None, "--params", help="With --tokens: the loss of this model size."),
-    tokens: Optional[float] = typer.Option(None, "--tokens", help="With --params: the loss at this many training tokens."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", min=8,
-                                          help="Context length for the suggested shape (default: the sweep's, as the "
-                                               "laws file records it, else 256)."),
-    bits: Optional[int] = typer.Option(None, "--bits", min=1, help="With --params and --tokens: also δ, the loss "
-                                                                     "rise after quantising the weights to this many bits."),
-    prune: Optional[float] = typer.Option(None, "--prune", help="With --params and --tokens: also δ after magnitude "
-                                                                "pruning this share of the weights (0.5 = half)."),
+    tokens: Optional[float] = typer.Option(
+        None, "--tokens", help="With --params: the loss at this many training tokens."
+    ),
+    seq_len: Optional[int] = typer.Option(
+        None,
+        "--seq-len",
+        min=8,
+        help="Context length for the suggested shape (default: the sweep's, as the laws file records it, else 256).",
+    ),
+    bits: Optional[int] = typer.Option(
+        None,
+        "--bits",
+        min=1,
+        help="With --params and --tokens: also δ, the loss rise after quantising the weights to this many bits.",
+    ),
+    prune: Optional[float] = typer.Option(
+        None,
+        "--prune",
+        help="With --params and --tokens: also δ after magnitude pruning this share of the weights (0.5 = half).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """Answer a budget question from fitted laws: the compute-optimal model for C, or the loss at (N, D),
@@ -161,8 +202,12 @@ def predict(
         variant = variant_name(bits=bits, prune=prune)
         delta = predict_degradation(load_degradation(laws_file).law_for(variant), params, tokens).to_json()
         loss = answer["loss"]["value"]
-        answer["degradation"] = {"variant": variant, "what": describe(variant), "delta": delta,
-                                 "loss_after": None if loss is None or delta["value"] is None else loss + delta["value"]}
+        answer["degradation"] = {
+            "variant": variant,
+            "what": describe(variant),
+            "delta": delta,
+            "loss_after": None if loss is None or delta["value"] is None else loss + delta["value"],
+        }
     answer = {"form": laws.form, **answer}
     if as_json:
         sys.stdout.write(json.dumps(answer, indent=2) + "\n")
@@ -191,8 +236,10 @@ def _suggested_shape(n_opt: float, recorded: dict, seq_len: int | None, laws_fil
     settings = {**defaults, **given}
     for name, allowed in (("norm", NORMS), ("activation", ACTIVATIONS), ("positions", POSITIONS)):
         if settings[name] not in allowed:
-            raise SweepError(f"{laws_file} is damaged: model setting {name} is {shown(settings[name])}, not one of "
-                             f"{', '.join(allowed)}")
+            raise SweepError(
+                f"{laws_file} is damaged: model setting {name} is {shown(settings[name])}, not one of "
+                f"{', '.join(allowed)}"
+            )
     model = ModelConfig(**{name: settings[name] for name in RULE_FIELDS})
     if not 1000 <= n_opt <= params_rule_limit(model):
         return None
@@ -203,11 +250,18 @@ def _suggested_shape(n_opt: float, recorded: dict, seq_len: int | None, laws_fil
     if assumed:
         parts += [f"defaults assumed, not in the laws file: {_listed({name: defaults[name] for name in assumed})}"]
     description = f"{shape.name} (d_ff {shape.d_ff}; the params rule with {'; '.join(parts)})"
-    return {"n_layers": shape.n_layers, "d_model": shape.d_model, "n_heads": shape.n_heads, "d_ff": shape.d_ff,
-            "model": settings, "assumed": assumed}, description
+    return {
+        "n_layers": shape.n_layers,
+        "d_model": shape.d_model,
+        "n_heads": shape.n_heads,
+        "d_ff": shape.d_ff,
+        "model": settings,
+        "assumed": assumed,
+    }, description
 
 
 def _listed(settings: dict) -> str:
     """'activation swiglu, tie_embeddings true': as a config's YAML spells them."""
-    return ", ".join(f"{name} {str(value).lower() if isinstance(value, bool) else value}"
-                     for name, value in settings.items())
+    return ", ".join(
+        f"{name} {str(value).lower() if isinstance(value, bool) else value}" for name, value in settings.items()
+    )

@@ -4,7 +4,6 @@ console comes from the CLI."""
 
 from __future__ import annotations
 
-
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -12,14 +11,20 @@ from sweep.config import RunSpec
 from sweep.launch.lines import outcome_text
 from sweep.runner import Task
 
+
 class RichReporter:
     """A bar for the sweep (runs done of total; time left from the FLOPs left) and one per run in flight."""
 
     def __init__(self, console: Console):
         self.console = console
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
         )
         self.run_tasks: dict[str, int] = {}
         self.run_done_flops: dict[str, float] = {}
@@ -34,15 +39,20 @@ class RichReporter:
         self.progress.stop()
 
     def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec], work_flops: float) -> None:
-        self.console.print(f"sweep [bold]{specs[0].sweep}[/]: {len(specs)} runs, "
-                           f"{len(specs) - len(todo)} already finished, {len(todo)} to train")
+        self.console.print(
+            f"sweep [bold]{specs[0].sweep}[/]: {len(specs)} runs, "
+            f"{len(specs) - len(todo)} already finished, {len(todo)} to train"
+        )
         # Progress in FLOPs trained (trunks and cooldowns), so the time left accounts for big runs being slow.
         self.todo_count = len(todo)
         self.sweep_task = self.progress.add_task("sweep", total=work_flops or 1, info=f"runs 0/{len(todo)}")
 
     def _update_sweep(self) -> None:
-        self.progress.update(self.sweep_task, completed=self.finished_flops + sum(self.run_done_flops.values()),
-                             info=f"runs {self.runs_done}/{self.todo_count}")
+        self.progress.update(
+            self.sweep_task,
+            completed=self.finished_flops + sum(self.run_done_flops.values()),
+            info=f"runs {self.runs_done}/{self.todo_count}",
+        )
 
     def run_started(self, task: Task, index: int, count: int) -> None:
         self.run_tasks[task.name] = self.progress.add_task(task.name, total=task.spec.tokens, info="")

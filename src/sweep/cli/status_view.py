@@ -38,8 +38,10 @@ def _eta_text(eta: dict) -> str:
     if not eta["seconds"]:
         return "time left: none, nothing left to train"
     workers = f"{eta['workers']} worker{'s' if eta['workers'] != 1 else ''}"
-    return (f"time left: {_duration(eta['seconds'])} ({human(eta['flops_per_s_per_worker'])}FLOP/s per worker, "
-            f"measured on the {eta['measured_from']}, × {workers})")
+    return (
+        f"time left: {_duration(eta['seconds'])} ({human(eta['flops_per_s_per_worker'])}FLOP/s per worker, "
+        f"measured on the {eta['measured_from']}, × {workers})"
+    )
 
 
 def _loss(value) -> str:
@@ -72,8 +74,10 @@ def status_lines(snapshot: dict) -> list[str]:
         lines += [f"  {_flops_text(sweep['flops'])}", f"  {_eta_text(sweep['eta'])}"]
         for task in sweep["in_flight"]:
             stale = task["state"] == "stale"
-            lines.append(f"  {task['kind']} {task['id']}  {'STALE' if stale else 'running'}  {_holder_text(task)}  "
-                         f"{_progress_text(task)}  heartbeat {_age_text(task)}" + (f"  ({STALE_NOTE})" if stale else ""))
+            lines.append(
+                f"  {task['kind']} {task['id']}  {'STALE' if stale else 'running'}  {_holder_text(task)}  "
+                f"{_progress_text(task)}  heartbeat {_age_text(task)}" + (f"  ({STALE_NOTE})" if stale else "")
+            )
     return lines
 
 
@@ -108,11 +112,15 @@ def _in_flight_table(tasks: list[dict]) -> Table:
     for task in tasks:
         stale = task["state"] == "stale"
         table.add_row(
-            f"{task['kind']} {task['id']}", "[bold red]STALE[/]" if stale else "[yellow]running[/]",
-            task["host"] or "?", str(task["pid"] or "?"),
+            f"{task['kind']} {task['id']}",
+            "[bold red]STALE[/]" if stale else "[yellow]running[/]",
+            task["host"] or "?",
+            str(task["pid"] or "?"),
             f"{'-' if task['step'] is None else task['step']}/{task['steps']}",
-            "-" if task["tokens"] is None else f"{task['tokens']:,}", _loss(task["train_loss"]),
-            _loss(task["val_loss"]), human(task["tokens_per_s"]),
+            "-" if task["tokens"] is None else f"{task['tokens']:,}",
+            _loss(task["train_loss"]),
+            _loss(task["val_loss"]),
+            human(task["tokens_per_s"]),
             Text(_age_text(task), style="bold red" if stale else ""),
         )
     if any(task["state"] == "stale" for task in tasks):

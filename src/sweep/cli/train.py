@@ -1,4 +1,4 @@
-"""`sweep run`, `sweep worker` and `sweep bench`: the commands that train (or time training).
+"""`sweep run` and `sweep worker`: the commands that train.
 
 `run` reads the config and its overrides, then `_run` takes it step by step: check what can be
 checked before anything is written, print the notes about the grid, then either register the runs
@@ -8,10 +8,8 @@ for workers (--submit-only, --executor), print the plan with estimated times (--
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -31,18 +29,32 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid with estimated times; train nothing."),
     device: Optional[Device] = typer.Option(None, "--device", help="Override the config's device."),
     overrides: List[str] = typer.Option([], "--set", help="Override a config key: --set train.lr=1e-3 (repeatable)."),
-    workers: int = typer.Option(0, "--workers", min=0, help="Runs trained at once (0 = picked from the grid and device)."),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Runs trained at once (0 = picked from the grid and device)."
+    ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Train runs that failed before again."),
     keep_weights: bool = typer.Option(False, "--keep-weights", help="Keep each run's final weights as model.pt."),
     workers_per_gpu: int = typer.Option(1, "--workers-per-gpu", min=1, help="CUDA: runs trained at once on each GPU."),
-    submit_only: bool = typer.Option(False, "--submit-only",
-                                     help="Register the sweep's runs in the store and train nothing: sweep worker STORE trains them."),
-    executor: Executor = typer.Option(Executor.local, "--executor",
-                                      help="local (this machine), slurm (a job array through submitit) or ray (tasks on a "
-                                           "Ray cluster): each starts the config's executor.workers sweep workers."),
-    wait: bool = typer.Option(False, "--wait", help="With --executor slurm: wait for the jobs, then exit as sweep run does."),
-    log: List[str] = typer.Option([], "--log", help="Trackers every run also logs to, overriding train.log: wandb, "
-                                                    "tensorboard (comma-separated or repeated; '' for none)."),
+    submit_only: bool = typer.Option(
+        False,
+        "--submit-only",
+        help="Register the sweep's runs in the store and train nothing: sweep worker STORE trains them.",
+    ),
+    executor: Executor = typer.Option(
+        Executor.local,
+        "--executor",
+        help="local (this machine), slurm (a job array through submitit) or ray (tasks on a "
+        "Ray cluster): each starts the config's executor.workers sweep workers.",
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", help="With --executor slurm: wait for the jobs, then exit as sweep run does."
+    ),
+    log: List[str] = typer.Option(
+        [],
+        "--log",
+        help="Trackers every run also logs to, overriding train.log: wandb, "
+        "tensorboard (comma-separated or repeated; '' for none).",
+    ),
 ):
     """Train every run of a sweep that is not finished yet, recording each in the store."""
     from sweep.config import load_config
@@ -57,12 +69,30 @@ def run(
     require(sweep_config.train.log, "--log" if log else "train.log")  # a missing package, before anything is written
     from sweep.runner import Options
 
-    _run(sweep_config, store, dry_run, workers, Options(retry_failed=retry_failed, keep_weights=keep_weights),
-         workers_per_gpu, submit_only, executor.value, wait)
+    _run(
+        sweep_config,
+        store,
+        dry_run,
+        workers,
+        Options(retry_failed=retry_failed, keep_weights=keep_weights),
+        workers_per_gpu,
+        submit_only,
+        executor.value,
+        wait,
+    )
 
 
-def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, workers_per_gpu: int = 1,
-         submit_only: bool = False, executor: str = "local", wait: bool = False) -> None:
+def _run(
+    sweep_config,
+    store_path: Path,
+    dry_run: bool,
+    workers: int,
+    options,
+    workers_per_gpu: int = 1,
+    submit_only: bool = False,
+    executor: str = "local",
+    wait: bool = False,
+) -> None:
     import torch
 
     from sweep.config import expand
@@ -96,7 +126,9 @@ def _run(sweep_config, store_path: Path, dry_run: bool, workers: int, options, w
     plan = dataclasses.replace(plan, threads=sweep_config.train.threads or plan.threads)
     setup_process(device, plan.threads)
     if dry_run:
-        _print_plan(specs, todo, store, corpus, device, plan, sweep_config.train.compile)
+        from sweep.cli.bench import print_plan
+
+        print_plan(specs, todo, store, corpus, device, plan, sweep_config.train.compile)
         return
     _train(sweep_config, specs, store, corpus, device, plan, options, announcer)
 
@@ -107,19 +139,27 @@ def _print_notes(specs, corpus, store) -> None:
     from sweep.laws.table import MIN_STEPS
 
     if corpus.malformed:
-        console.print(f"note: {corpus.malformed} malformed record(s) of the corpus left out (data.malformed: skip); "
-                      "each run records the count", highlight=False)
+        console.print(
+            f"note: {corpus.malformed} malformed record(s) of the corpus left out (data.malformed: skip); "
+            "each run records the count",
+            highlight=False,
+        )
     short = sorted({spec.steps for spec in specs if spec.steps < MIN_STEPS})
     if short:
-        console.print(f"note: {sum(spec.steps < MIN_STEPS for spec in specs)} runs train fewer than {MIN_STEPS} "
-                      f"optimizer steps ({', '.join(map(str, short))}); their loss may still be limited by "
-                      "optimisation, and sweep fit flags them (docs/design-rules.md)", highlight=False)
+        console.print(
+            f"note: {sum(spec.steps < MIN_STEPS for spec in specs)} runs train fewer than {MIN_STEPS} "
+            f"optimizer steps ({', '.join(map(str, short))}); their loss may still be limited by "
+            "optimisation, and sweep fit flags them (docs/design-rules.md)",
+            highlight=False,
+        )
     uncompressed = _uncompressed(specs, store) if store.root.is_dir() else []
     if uncompressed:
-        console.print(f"note: {len(uncompressed)} finished run(s) have no result for eval variant(s) "
-                      f"{', '.join(sorted({v for _, missing in uncompressed for v in missing}))}: variants are measured "
-                      "when a run ends, from its final weights, and these ended before eval asked for them",
-                      highlight=False)
+        console.print(
+            f"note: {len(uncompressed)} finished run(s) have no result for eval variant(s) "
+            f"{', '.join(sorted({v for _, missing in uncompressed for v in missing}))}: variants are measured "
+            "when a run ends, from its final weights, and these ended before eval asked for them",
+            highlight=False,
+        )
 
 
 def _uncompressed(specs, store) -> list[tuple[str, list[str]]]:
@@ -140,40 +180,9 @@ def _uncompressed(specs, store) -> list[tuple[str, list[str]]]:
     return found
 
 
-def _print_plan(specs, todo, store, corpus, device, plan, compile_setting) -> None:
-    """`--dry-run`: the grid with each run's estimated time, from timing a few steps of each shape."""
-    import pandas as pd
-
-    from sweep.cli.tables import plan_table
-    from sweep.config.trunks import trunks
-    from sweep.engine import compiles
-    from sweep.runner.bench import bench_shape
-    from sweep.store import spec_columns
-
-    step_seconds = {}
-    rows = []
-    for spec in specs:
-        if spec.shape not in step_seconds:  # the step `train` runs, at the threads a run will get
-            timing = bench_shape(spec.shape, corpus, device, spec.train.dtype, spec.train.batch_tokens, seconds=0,
-                                 compiling=False)  # compiling a shape can take minutes
-            step_seconds[spec.shape] = sum(timing["step_s"].values())
-        # Each evaluation reads val_tokens forward only: about a third of a training step's work per token.
-        # Every compressed variant is one more evaluation, at the end.
-        evaluations = spec.train.evals + 1 + len(spec.eval.quantize) + len(spec.eval.prune)
-        eval_steps = evaluations * spec.data.val_tokens / spec.train.batch_tokens / 3
-        status = store.status(spec)["status"] if store.root.is_dir() else "pending"
-        rows.append({**spec_columns(spec), "shape": spec.shape.name, "status": status,
-                     "est_s": (spec.steps - spec.branch_step + eval_steps) * step_seconds[spec.shape]})
-    trunk_s = sum(max(trunk.branch_steps) * step_seconds[trunk.branches[0].shape] for trunk in trunks(todo))
-    console.print(plan_table(pd.DataFrame(rows), plan.processes, trunk_s))
-    console.print(_flops_summary(specs), highlight=False)
-    eager = "eager " if compiles(compile_setting, device) else ""
-    console.print(f"estimates time 3 {eager}training steps of each shape on {device.type} with {plan.threads} "
-                  "thread(s); nothing was written", highlight=False)
-
-
 def _train(sweep_config, specs, store, corpus, device, plan, options, announcer) -> None:
     """Train what is left here, with progress, then exit as the store's state of the sweep says."""
+    from sweep.cli.tables import flops_summary
     from sweep.runner import execute, sweep_state
 
     # Batch schedulers stop a job with SIGTERM: treat it as Ctrl-C, so the current run is put back cleanly.
@@ -188,14 +197,17 @@ def _train(sweep_config, specs, store, corpus, device, plan, options, announcer)
         if outcome.ok:
             announcer.finish()
     else:
-        outcome = _reported(lambda reporter: execute(specs, store, corpus, sweep_config.data, device, plan, reporter,
-                                                     options))
+        outcome = _reported(
+            lambda reporter: execute(specs, store, corpus, sweep_config.data, device, plan, reporter, options)
+        )
 
     taken = f", {len(outcome.taken)} taken by another runner" if outcome.taken else ""
-    console.print(f"sweep {sweep_config.name}: {len(outcome.done)} trained, {outcome.skipped} already finished{taken}, "
-                  f"{len(outcome.failed)} failed, {len(outcome.diverged)} diverged; store {store.root / sweep_config.name}",
-                  highlight=False)
-    console.print(_flops_summary(specs), highlight=False)
+    console.print(
+        f"sweep {sweep_config.name}: {len(outcome.done)} trained, {outcome.skipped} already finished{taken}, "
+        f"{len(outcome.failed)} failed, {len(outcome.diverged)} diverged; store {store.root / sweep_config.name}",
+        highlight=False,
+    )
+    console.print(flops_summary(specs), highlight=False)
     raise typer.Exit(_exit_code(outcome, sweep_state(specs, store)))
 
 
@@ -207,8 +219,10 @@ def _distributed(sweep_config, device, corpus):
 
     if not torchrun.launched():
         if sweep_config.train.ddp:
-            raise SweepError("train.ddp: true trains each run across the processes torchrun starts: "
-                             "torchrun --nproc_per_node N -m sweep run CONFIG")
+            raise SweepError(
+                "train.ddp: true trains each run across the processes torchrun starts: "
+                "torchrun --nproc_per_node N -m sweep run CONFIG"
+            )
         return device, None
     rank, _, _ = distributed.init_from_env()
     device = distributed.device_for_rank(device)
@@ -239,8 +253,11 @@ def _launch(executor: str, store, specs, sweep_config, wait: bool) -> None:
         from sweep.launch.slurm import submit_slurm
 
         jobs = submit_slurm(store.root, sweep_config.name, sweep_config.executor)
-        console.print(f"submitted {len(jobs)} sweep workers: job {jobs[0].job_id.split('_')[0]}; watch with "
-                      f"sweep ls {store.root}", highlight=False)
+        console.print(
+            f"submitted {len(jobs)} sweep workers: job {jobs[0].job_id.split('_')[0]}; watch with "
+            f"sweep ls {store.root}",
+            highlight=False,
+        )
         if not wait:
             return
         for job in jobs:
@@ -258,8 +275,11 @@ def _register(specs, store) -> None:
 
     register(specs, store)
     todo = pending(specs, store)
-    console.print(f"registered sweep {specs[0].sweep}: {len(specs)} runs, {len(todo)} to train, in {store.root}; "
-                  f"train them with: sweep worker {store.root}", highlight=False)
+    console.print(
+        f"registered sweep {specs[0].sweep}: {len(specs)} runs, {len(todo)} to train, in {store.root}; "
+        f"train them with: sweep worker {store.root}",
+        highlight=False,
+    )
 
 
 @guarded
@@ -267,7 +287,9 @@ def worker(
     store: Path = typer.Argument(..., help="Run store whose registered runs to train."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Only this sweep of the store."),
     device: Device = typer.Option(Device.auto, "--device", help="cpu or cuda (auto: cuda if present)."),
-    workers: int = typer.Option(0, "--workers", min=0, help="Runs trained at once (0 = one per core on CPU, per GPU on CUDA)."),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Runs trained at once (0 = one per core on CPU, per GPU on CUDA)."
+    ),
     workers_per_gpu: int = typer.Option(1, "--workers-per-gpu", min=1, help="CUDA: runs trained at once on each GPU."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads per run (0 = the cores shared out)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Train runs that failed before again."),
@@ -278,13 +300,21 @@ def worker(
     from sweep.runner import Options
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # batch schedulers stop jobs with SIGTERM
-    outcome = _reported(lambda reporter: work(store, sweep, device.value, reporter, Options(retry_failed=retry_failed),
-                                              workers, workers_per_gpu, threads))
-    console.print(f"worker: {len(outcome.done)} trained, {outcome.skipped} already finished, {len(outcome.taken)} "
-                  f"held or finished by other workers, {len(outcome.failed)} failed, {len(outcome.diverged)} diverged; "
-                  f"store {store}", highlight=False)
+    outcome = _reported(
+        lambda reporter: work(
+            store, sweep, device.value, reporter, Options(retry_failed=retry_failed), workers, workers_per_gpu, threads
+        )
+    )
+    console.print(
+        f"worker: {len(outcome.done)} trained, {outcome.skipped} already finished, {len(outcome.taken)} "
+        f"held or finished by other workers, {len(outcome.failed)} failed, {len(outcome.diverged)} diverged; "
+        f"store {store}",
+        highlight=False,
+    )
     if outcome.store_error:
-        errors.print(f"error: {outcome.store_error}; make room and start the worker again", markup=False, highlight=False)
+        errors.print(
+            f"error: {outcome.store_error}; make room and start the worker again", markup=False, highlight=False
+        )
         raise typer.Exit(1)
     if outcome.interrupted:
         raise typer.Exit(130)
@@ -293,8 +323,12 @@ def worker(
 def _exit_code(outcome, state) -> int:
     """What `sweep run` exits with, from the store's state of every run of the sweep (`sweep.cli`'s docstring)."""
     if outcome.store_error:
-        errors.print(f"error: {outcome.store_error}; the run in flight goes back to pending and finished runs are "
-                     "kept: make room and run the same command again", markup=False, highlight=False)
+        errors.print(
+            f"error: {outcome.store_error}; the run in flight goes back to pending and finished runs are "
+            "kept: make room and run the same command again",
+            markup=False,
+            highlight=False,
+        )
         return 1
     if outcome.interrupted:
         console.print("interrupted: finished runs are kept; run the same command again to continue")
@@ -304,9 +338,12 @@ def _exit_code(outcome, state) -> int:
     if state.failed:
         return 1
     if state.held or state.left:
-        console.print(f"not done here: {len(state.held)} runs held by other runners still training them, "
-                      f"{len(state.left)} left unfinished by one that stopped; run the same command again to "
-                      "wait for or take over what is left (exit code 3)", highlight=False)
+        console.print(
+            f"not done here: {len(state.held)} runs held by other runners still training them, "
+            f"{len(state.left)} left unfinished by one that stopped; run the same command again to "
+            "wait for or take over what is left (exit code 3)",
+            highlight=False,
+        )
         return 3
     return 0
 
@@ -321,44 +358,3 @@ def _check_writable(store_path: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise SweepError(f"--store: cannot write to {store_path} ({err.strerror or type(err).__name__})") from None
-
-
-def _flops_summary(specs) -> str:
-    from sweep.cli.tables import human
-    from sweep.config.trunks import spent_flops
-
-    spent, separate = spent_flops(specs)
-    return (f"FLOPs (6ND): {human(spent)} as trained, {human(separate)} as separate runs of the same grid "
-            f"({spent / separate:.2f}x)")
-
-
-@guarded
-def bench(
-    device: Device = typer.Option(Device.auto, "--device", help="cpu or cuda (auto: cuda if present)."),
-    reference: bool = typer.Option(False, "--reference", help="Also time the classic eager fp32 loop (CPU)."),
-    seconds: float = typer.Option(3.0, "--seconds", min=0.1, help="Timed seconds per ladder size."),
-    threads: int = typer.Option(0, "--threads", min=0, help="CPU threads of the one-process rows (0 = all cores)."),
-    workers: int = typer.Option(0, "--workers", min=0,
-                                help="CPU: single-thread workers measured at once (0 = one per core, as sweep run packs; "
-                                     "1 = none)."),
-    compiling: Optional[bool] = typer.Option(None, "--compile/--no-compile",
-                                           help="torch.compile the models (default: on CUDA only, as train.compile: auto)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
-):
-    """Measure training speed against this machine's own matmul peak, through the path sweep run uses."""
-    import torch
-
-    from sweep.cli.tables import bench_table
-    from sweep.engine import resolve_device
-    from sweep.runner.bench import run_bench
-
-    if device is Device.cuda and not torch.cuda.is_available():
-        raise SweepError("--device cuda: torch sees no CUDA device on this machine")
-    if workers > 1 and device is Device.cuda:
-        raise SweepError("--workers: the pooled measurement is for CPUs; on CUDA one process is measured")
-    result = run_bench(resolve_device(device.value), reference, seconds, threads, workers,
-                       "auto" if compiling is None else compiling)
-    if as_json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    else:
-        console.print(bench_table(result))

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from sweep.codelength.compressors import compressed_bits
+from sweep.codelength.frontier import BF16_BITS, best_codes, compression_table, frontier, plot_frontier
 from sweep.config import spec_from_dict
 from sweep.data import epoch_targets, load_corpus
 from sweep.errors import SweepError
-from sweep.codelength.frontier import BF16_BITS, best_codes, compression_table, frontier, plot_frontier
 from sweep.store import read_json, walk, write_json
 
 CACHE_DIR = ".coding"  # under the store root, which `store.walk` skips as it does every dot directory
@@ -51,8 +51,14 @@ def coding_tables(source: str | Path, runs: pd.DataFrame) -> list[CodingTable]:
         except SweepError as err:
             tables.append(CodingTable(sweep, best["run_id"], int(best["tokens"]), None, str(err)))
             continue
-        tables.append(CodingTable(sweep, best["run_id"], int(best["tokens"]),
-                                  compression_table(float(best["prequential_bpb"]), label, compressors)))
+        tables.append(
+            CodingTable(
+                sweep,
+                best["run_id"],
+                int(best["tokens"]),
+                compression_table(float(best["prequential_bpb"]), label, compressors),
+            )
+        )
     return tables
 
 
@@ -143,6 +149,16 @@ def _table_json(table: CodingTable) -> dict:
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     """Rows as plain JSON values: NaN becomes None."""
-    return [{key: (None if isinstance(value, float) and not np.isfinite(value) else
-                   value.item() if isinstance(value, np.generic) else value)
-             for key, value in row.items()} for row in frame.to_dict(orient="records")]
+    return [
+        {
+            key: (
+                None
+                if isinstance(value, float) and not np.isfinite(value)
+                else value.item()
+                if isinstance(value, np.generic)
+                else value
+            )
+            for key, value in row.items()
+        }
+        for row in frame.to_dict(orient="records")
+    ]

@@ -11,7 +11,7 @@ from sweep.model.flops import param_counts
 from sweep.model.shape import ModelShape
 
 if TYPE_CHECKING:  # the sweep section checks its budgets with these; they only read its settings
-    from sweep.config.sections import SweepConfig
+    from sweep.config.root import SweepConfig
 
 
 def model_shapes(config: SweepConfig, vocab_size: int = 256) -> list[ModelShape]:

@@ -7,8 +7,9 @@ import dataclasses
 import itertools
 
 from sweep.config.budgets import budgets
+from sweep.config.root import SweepConfig
 from sweep.config.rules import LR_RULE, rule_horizon
-from sweep.config.sections import SweepConfig, TrainConfig
+from sweep.config.sections import TrainConfig
 from sweep.config.spec import RunSpec
 from sweep.model.flops import param_counts
 
@@ -34,6 +35,9 @@ def expand(config: SweepConfig, corpus_sha256: str = "", vocab_size: int = 256) 
             warmup_steps = wsd_warmup_steps(config.train, size_tokens)
         for lr, seed in itertools.product(lrs, config.seeds):
             train = dataclasses.replace(config.train, lr=lr)
-            specs.append(RunSpec(config.name, shape, tokens, seed, train, config.data, corpus_sha256, warmup_steps,
-                                 config.eval, rule))
+            specs.append(
+                RunSpec(
+                    config.name, shape, tokens, seed, train, config.data, corpus_sha256, warmup_steps, config.eval, rule
+                )
+            )
     return specs

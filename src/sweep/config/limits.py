@@ -53,10 +53,13 @@ def training_memory(shape: ModelShape, tokens_at_once: int) -> MemoryEstimate:
     whole batch, or one micro-batch when `train.micro_batch_tokens` splits it (the engine accumulates
     their gradients, `engine.accumulate_gradients`, freeing each one's activations before the next)."""
     d_ff_tensors = 3 if shape.activation == "swiglu" else 2
-    per_token = (shape.n_layers * (D_MODEL_TENSORS_PER_LAYER * shape.d_model + d_ff_tensors * shape.d_ff)
-                 + LOGIT_COPIES * shape.vocab_size)
-    return MemoryEstimate(states=BYTES_PER_PARAMETER * param_counts(shape).total,
-                          activations=BYTES_PER_FLOAT * tokens_at_once * per_token)
+    per_token = (
+        shape.n_layers * (D_MODEL_TENSORS_PER_LAYER * shape.d_model + d_ff_tensors * shape.d_ff)
+        + LOGIT_COPIES * shape.vocab_size
+    )
+    return MemoryEstimate(
+        states=BYTES_PER_PARAMETER * param_counts(shape).total, activations=BYTES_PER_FLOAT * tokens_at_once * per_token
+    )
 
 
 def host_build_memory(shape: ModelShape) -> int:
@@ -64,8 +67,9 @@ def host_build_memory(shape: ModelShape) -> int:
     return BYTES_PER_FLOAT * param_counts(shape).total
 
 
-def memory_problem(shape: ModelShape, device: str, batch_tokens: int, micro_batch_tokens: int,
-                   memory_bytes: int) -> str | None:
+def memory_problem(
+    shape: ModelShape, device: str, batch_tokens: int, micro_batch_tokens: int, memory_bytes: int
+) -> str | None:
     """Why `shape` cannot train in `memory_bytes`, or None. A CPU run is checked whole, its activations
     those of one micro-batch when `micro_batch_tokens` (0 = none) splits the batch; a CUDA run (or
     'auto', which may pick CUDA) for what surely lands on the host, its fp32 weights."""
@@ -74,8 +78,10 @@ def memory_problem(shape: ModelShape, device: str, batch_tokens: int, micro_batc
         needed = training_memory(shape, micro_batch_tokens or batch_tokens)
         held = "one micro-batch's" if micro_batch_tokens else "one batch's"
         if needed.total > memory_bytes:
-            return (f"needs about {gigabytes(needed.total)} to train (weights, gradients and AdamW state "
-                    f"{gigabytes(needed.states)}, {held} activations {gigabytes(needed.activations)}), {beyond}")
+            return (
+                f"needs about {gigabytes(needed.total)} to train (weights, gradients and AdamW state "
+                f"{gigabytes(needed.states)}, {held} activations {gigabytes(needed.activations)}), {beyond}"
+            )
     elif (host := host_build_memory(shape)) > memory_bytes:
         return f"needs about {gigabytes(host)} of host memory to build its fp32 weights, {beyond}"
     return None
@@ -91,4 +97,3 @@ def physical_memory_bytes() -> int | None:
 
 def gigabytes(size: int) -> str:
     return f"{size / 1e9:.1f} GB"
-

@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from sweep.config import limits
-from sweep.config.sections import LR_RULES, SweepConfig
+from sweep.config.root import SweepConfig
+from sweep.config.sections import LR_RULES
 from sweep.config.strict_yaml import load_yaml
 from sweep.errors import ConfigError, SweepError, cut, shown
 
@@ -53,8 +54,10 @@ def parse_config(raw: dict, memory_bytes: int | None = None) -> SweepConfig:
     machine's RAM (`limits.physical_memory_bytes`)."""
     problems: list[str] = []
     if sum(_given(raw, key) for key in ("tokens", "flops", "tokens_per_param")) != 1:  # known before parsing
-        problems.append("tokens: give exactly one of 'tokens' (training-token budgets), 'flops' (compute budgets) "
-                        "or 'tokens_per_param' (ratios r: each size trains r·N tokens)")
+        problems.append(
+            "tokens: give exactly one of 'tokens' (training-token budgets), 'flops' (compute budgets) "
+            "or 'tokens_per_param' (ratios r: each size trains r·N tokens)"
+        )
     config = _build(SweepConfig, raw, "", problems)
     if not problems:
         config.check_memory(limits.physical_memory_bytes() if memory_bytes is None else memory_bytes, problems)

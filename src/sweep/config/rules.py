@@ -93,7 +93,7 @@ def lr_for_params(non_embedding_params: int, tokens: float = LR_AUTO_TOKENS) -> 
     """`lr: auto`, the rule measured on this engine (see LR_AUTO_COEFFICIENT), moved from the 2M
     tokens it was measured at to a horizon of `tokens` (see LR_HORIZON_EXPONENT)."""
     horizon = (tokens / LR_AUTO_TOKENS) ** -LR_HORIZON_EXPONENT
-    return LR_AUTO_COEFFICIENT * non_embedding_params ** -LR_AUTO_EXPONENT * horizon
+    return LR_AUTO_COEFFICIENT * non_embedding_params**-LR_AUTO_EXPONENT * horizon
 
 
 def kaplan_lr(non_embedding_params: int, tokens: float = 0) -> float:

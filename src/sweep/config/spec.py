@@ -8,8 +8,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from sweep.config.sections import (BRANCH_ONLY, NEVER, UNLESS_DEFAULT, WSD_ONLY, DataConfig, EvalConfig,
-                                   ModelConfig, TrainConfig)
+from sweep.config.sections import (
+    BRANCH_ONLY,
+    NEVER,
+    UNLESS_DEFAULT,
+    WSD_ONLY,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from sweep.model.flops import flops_per_token
 from sweep.model.shape import ModelShape
 
@@ -35,11 +43,15 @@ class RunSpec:
 
     def __post_init__(self):
         if isinstance(self.train.lr, bool) or not isinstance(self.train.lr, (int, float)):
-            raise ValueError(f"run {self.shape.name} at {self.tokens} tokens: train.lr must be the one learning rate "
-                             f"it trains at, a number; got {self.train.lr!r}")
+            raise ValueError(
+                f"run {self.shape.name} at {self.tokens} tokens: train.lr must be the one learning rate "
+                f"it trains at, a number; got {self.train.lr!r}"
+            )
         if self.train.schedule == "wsd" and not 0 <= self.warmup_steps <= self.branch_step:
-            raise ValueError(f"wsd run {self.shape.name} at {self.tokens} tokens: warmup of {self.warmup_steps} steps "
-                             f"runs past its branch point at step {self.branch_step}")
+            raise ValueError(
+                f"wsd run {self.shape.name} at {self.tokens} tokens: warmup of {self.warmup_steps} steps "
+                f"runs past its branch point at step {self.branch_step}"
+            )
 
     @property
     def lr(self) -> float:

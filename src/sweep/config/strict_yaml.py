@@ -57,8 +57,10 @@ class _ConfigLoader(yaml.SafeLoader):
             self._refuse("an alias refers to the collection that holds it", _step(index))
         self.alias_nodes += self.node_counts[node]
         if self.alias_nodes > MAX_ALIAS_NODES:
-            self._refuse(f"aliases stand for more than {MAX_ALIAS_NODES} nodes (an alias bomb?); write the values "
-                         "out instead", _step(index))
+            self._refuse(
+                f"aliases stand for more than {MAX_ALIAS_NODES} nodes (an alias bomb?); write the values out instead",
+                _step(index),
+            )
         return node
 
     def _check_unique_keys(self, node: yaml.MappingNode) -> None:

@@ -45,7 +45,9 @@ def trunks(specs: list[RunSpec]) -> list[Trunk]:
     for spec in specs:
         if spec.train.schedule == "wsd":
             groups[spec.trunk_id].append(spec)
-    return [Trunk(trunk_id, tuple(sorted(branches, key=lambda s: s.branch_step))) for trunk_id, branches in groups.items()]
+    return [
+        Trunk(trunk_id, tuple(sorted(branches, key=lambda s: s.branch_step))) for trunk_id, branches in groups.items()
+    ]
 
 
 def spent_flops(specs: list[RunSpec]) -> tuple[int, int]:

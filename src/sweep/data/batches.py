@@ -13,8 +13,15 @@ from sweep.data.corpus import Corpus
 from sweep.data.token_ranges import TokenRanges, Tokens
 
 
-def get_batch(tokens: Tokens, batch_size: int, seq_len: int, generator: torch.Generator,
-              device: torch.device, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(
+    tokens: Tokens,
+    batch_size: int,
+    seq_len: int,
+    generator: torch.Generator,
+    device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows of `tokens`: inputs x and next-token targets y, each (B / world_size, T) int64,
     rank `rank`'s contiguous share of a batch of B windows. Every rank draws all B starts, so the
     generator advances as one process's does and the shares tile the one-process batch.
@@ -50,8 +57,16 @@ def epoch_starts(length: int, seq_len: int, seed: int, first: int, count: int) -
     return starts
 
 
-def get_epoch_batch(tokens: Tokens, step: int, batch_size: int, seq_len: int, seed: int,
-                    device: torch.device, rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def get_epoch_batch(
+    tokens: Tokens,
+    step: int,
+    batch_size: int,
+    seq_len: int,
+    seed: int,
+    device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch `step` of the epoch order (windows step·B … step·B + B − 1), as `get_batch` returns one:
     rank `rank`'s contiguous share of its B windows."""
     starts = epoch_starts(len(tokens), seq_len, seed, step * batch_size, batch_size)

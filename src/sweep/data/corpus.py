@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 import torch
 
 from sweep.config import DEFAULT_VAL_TOKENS, DataConfig
-from sweep.errors import SweepError
-from sweep.errors import shown
 from sweep.data.token_ranges import Tokens
+from sweep.errors import SweepError, shown
 
 
 @dataclass(frozen=True)
@@ -36,14 +35,18 @@ class Corpus:
 
 def check_documents(data: DataConfig, documents: int) -> None:
     if documents < 2:
-        raise SweepError(f"data.corpus: {shown(data.corpus)} holds {documents} document(s); at least 2 are needed "
-                         "to hold one out for validation (a single file is cut into data.chunk_tokens pieces)")
+        raise SweepError(
+            f"data.corpus: {shown(data.corpus)} holds {documents} document(s); at least 2 are needed "
+            "to hold one out for validation (a single file is cut into data.chunk_tokens pieces)"
+        )
 
 
 def check_sizes(data: DataConfig, train_tokens: int, val_tokens: int) -> None:
     if train_tokens <= data.seq_len or val_tokens <= data.seq_len:
-        raise SweepError(f"data.corpus: {shown(data.corpus)} is too small for seq_len {data.seq_len} "
-                         f"({train_tokens} training and {val_tokens} validation tokens)")
+        raise SweepError(
+            f"data.corpus: {shown(data.corpus)} is too small for seq_len {data.seq_len} "
+            f"({train_tokens} training and {val_tokens} validation tokens)"
+        )
 
 
 def check_vocab(largest_id: int, vocab_size: int) -> None:
@@ -56,13 +59,14 @@ def check_val_tokens(data: DataConfig, split_tokens: int) -> None:
     cut it to; the default is a cap, so a small corpus evaluates on all of its split."""
     windows = (split_tokens - 1) // data.seq_len  # whole windows of targets the split holds
     if data.val_tokens != DEFAULT_VAL_TOKENS and data.val_tokens // data.seq_len > windows:
-        raise SweepError(f"data.val_tokens: {data.val_tokens} asked for, but the validation split holds "
-                         f"{windows * data.seq_len} ({windows} windows of seq_len {data.seq_len}); lower "
-                         "data.val_tokens or raise data.val_fraction")
+        raise SweepError(
+            f"data.val_tokens: {data.val_tokens} asked for, but the validation split holds "
+            f"{windows * data.seq_len} ({windows} windows of seq_len {data.seq_len}); lower "
+            "data.val_tokens or raise data.val_fraction"
+        )
 
 
 def is_validation(name: str, val_fraction: float) -> bool:
     """The document's side of the split, from a hash of its name alone."""
     bucket = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") / 2**64
     return bucket < val_fraction
-

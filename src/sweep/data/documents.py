@@ -12,8 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep.errors import SweepError, require_package
-from sweep.errors import cut, shown
+from sweep.errors import SweepError, cut, require_package, shown
 
 RECORD_SUFFIXES = (".jsonl", ".parquet")
 SHOWN_PROBLEMS = 3  # malformed lines named in the error; the rest are counted
@@ -38,12 +37,15 @@ class Malformed:
         """Refuse the corpus when lines were malformed, unless `policy` is 'skip'; refuse it always
         when no record had the text field, which names the wrong field rather than bad lines."""
         if self.count and not self.good and self.fields is not None:
-            raise SweepError(f"data.text_field: no record has a field {shown(text_field)}; "
-                             f"the first has fields: {self.fields}")
+            raise SweepError(
+                f"data.text_field: no record has a field {shown(text_field)}; the first has fields: {self.fields}"
+            )
         if self.count and policy != "skip":
-            raise SweepError(f"data.corpus: {self.count} malformed record(s) ({'; '.join(self.examples)}); "
-                             f"each needs a string field {shown(text_field)} (data.text_field), or set "
-                             "data.malformed: skip to leave them out (they are counted)")
+            raise SweepError(
+                f"data.corpus: {self.count} malformed record(s) ({'; '.join(self.examples)}); "
+                f"each needs a string field {shown(text_field)} (data.text_field), or set "
+                "data.malformed: skip to leave them out (they are counted)"
+            )
 
 
 def is_record_file(path: Path) -> bool:
@@ -103,16 +105,22 @@ def _json_kind(value) -> str:
 def _parquet(path: Path, name: str, text_field: str, malformed: Malformed) -> list[tuple[str, str]]:
     pyarrow = require_package("pyarrow", "parquet", f"data.corpus: {cut(name, 200)}, a Parquet file,")
     import pyarrow.parquet as parquet
+
     try:
         table = parquet.ParquetFile(path)
         columns = table.schema_arrow.names
         if text_field not in columns:
-            raise SweepError(f"data.text_field: {shown(text_field)} is not a column of {cut(name, 200)} "
-                             f"(columns: {cut(', '.join(columns), 200)})")
-        if not pyarrow.types.is_string(table.schema_arrow.field(text_field).type) and \
-                not pyarrow.types.is_large_string(table.schema_arrow.field(text_field).type):
-            raise SweepError(f"data.text_field: column {shown(text_field)} of {cut(name, 200)} holds "
-                             f"{table.schema_arrow.field(text_field).type}, not text")
+            raise SweepError(
+                f"data.text_field: {shown(text_field)} is not a column of {cut(name, 200)} "
+                f"(columns: {cut(', '.join(columns), 200)})"
+            )
+        if not pyarrow.types.is_string(table.schema_arrow.field(text_field).type) and not pyarrow.types.is_large_string(
+            table.schema_arrow.field(text_field).type
+        ):
+            raise SweepError(
+                f"data.text_field: column {shown(text_field)} of {cut(name, 200)} holds "
+                f"{table.schema_arrow.field(text_field).type}, not text"
+            )
         texts = table.read(columns=[text_field]).column(text_field).to_pylist()
     except SweepError:
         raise

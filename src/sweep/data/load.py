@@ -18,13 +18,12 @@ import numpy as np
 import torch
 
 from sweep.config import DataConfig
-from sweep.errors import SweepError
-from sweep.errors import cut, shown
 from sweep.data.corpus import Corpus, check_documents, check_sizes, check_val_tokens, check_vocab, is_validation
 from sweep.data.documents import Malformed, is_record_file, read_records
 from sweep.data.token_files import load_token_file
 from sweep.data.token_ranges import DOCUMENT_SEPARATOR, TokenRanges
 from sweep.data.tokenizer import tokenize
+from sweep.errors import SweepError, cut, shown
 
 
 @dataclass(frozen=True)
@@ -58,29 +57,55 @@ def load_corpus(data: DataConfig, cache: Path | str | None = None) -> Corpus:
     check_sizes(data, len(train), len(val))
     check_vocab(int(max(train.max(), val.max())), 256)
     check_val_tokens(data, len(val))
-    return Corpus(source, digest.hexdigest(), torch.from_numpy(train), torch.from_numpy(val),
-                  256, len(train_docs), len(val_docs), malformed=malformed)
+    return Corpus(
+        source,
+        digest.hexdigest(),
+        torch.from_numpy(train),
+        torch.from_numpy(val),
+        256,
+        len(train_docs),
+        len(val_docs),
+        malformed=malformed,
+    )
 
 
-def _tokenized_corpus(data: DataConfig, source: str, text_sha256: str, train_docs: list[Document],
-                      val_docs: list[Document], malformed: int, cache) -> Corpus:
+def _tokenized_corpus(
+    data: DataConfig,
+    source: str,
+    text_sha256: str,
+    train_docs: list[Document],
+    val_docs: list[Document],
+    malformed: int,
+    cache,
+) -> Corpus:
     """The splits tokenised by data.tokenizer, mapped from the cache. The corpus's hash covers the
     tokenizer too, so runs of another tokenisation of the same text are other runs."""
     text = lambda docs: [bytes(d.tokens).decode("utf-8", "replace") for d in docs]  # noqa: E731
     split = hashlib.sha256("\x00".join(d.name for d in val_docs).encode()).hexdigest()  # the held-out documents
     tokens = tokenize(data.tokenizer, data.vocab_size, text(train_docs), text(val_docs), text_sha256, split, cache)
     if data.tokenizer != "bpe" and data.vocab_size and data.vocab_size < tokens.vocab_size:
-        raise SweepError(f"data.vocab_size: {data.vocab_size} is smaller than the tokenizer's vocabulary "
-                         f"({tokens.vocab_size}); give 0 to use the tokenizer's")
+        raise SweepError(
+            f"data.vocab_size: {data.vocab_size} is smaller than the tokenizer's vocabulary "
+            f"({tokens.vocab_size}); give 0 to use the tokenizer's"
+        )
     vocab_size = data.vocab_size if data.tokenizer != "bpe" and data.vocab_size else tokens.vocab_size
     whole = lambda path, count: TokenRanges(path, tokens.dtype, np.array([0]), np.array([count]), False, vocab_size)  # noqa: E731
     train, val = whole(tokens.train_path, tokens.train_tokens), whole(tokens.val_path, tokens.val_tokens)
     check_sizes(data, len(train), len(val))
     check_val_tokens(data, len(val))
     sha256 = hashlib.sha256(f"{text_sha256}\x00{tokens.tokenizer_sha256}".encode()).hexdigest()
-    return Corpus(source, sha256, train, val, vocab_size, len(train_docs), len(val_docs),
-                  val_bytes=torch.from_numpy(tokens.val_bytes().astype(np.int64)),
-                  tokenizer=tokens.record("bpe" if data.tokenizer == "bpe" else "file"), malformed=malformed)
+    return Corpus(
+        source,
+        sha256,
+        train,
+        val,
+        vocab_size,
+        len(train_docs),
+        len(val_docs),
+        val_bytes=torch.from_numpy(tokens.val_bytes().astype(np.int64)),
+        tokenizer=tokens.record("bpe" if data.tokenizer == "bpe" else "file"),
+        malformed=malformed,
+    )
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:
@@ -110,7 +135,9 @@ def _documents(data: DataConfig) -> tuple[list[Document], int, str]:
     files = [Path(m) for m in matches if Path(m).is_file()]
     if files:
         return *_file_documents(data, [(p, str(p)) for p in files]), data.corpus
-    raise SweepError(f"data.corpus: {shown(data.corpus)} is not 'stdlib', an existing file or directory, or a glob that matches files")
+    raise SweepError(
+        f"data.corpus: {shown(data.corpus)} is not 'stdlib', an existing file or directory, or a glob that matches files"
+    )
 
 
 def _file_documents(data: DataConfig, files: list[tuple[Path, str]]) -> tuple[list[Document], int]:
@@ -140,6 +167,7 @@ def _text_document(path: Path, name: str) -> Document:
 
 def _chunks(name: str, tokens: np.ndarray, chunk_tokens: int) -> list[Document]:
     """One long file cut into documents of `chunk_tokens`, so it can still be split by document."""
-    return [Document(f"{name}#{i}", tokens[start:start + chunk_tokens])
-            for i, start in enumerate(range(0, len(tokens), chunk_tokens))]
-
+    return [
+        Document(f"{name}#{i}", tokens[start : start + chunk_tokens])
+        for i, start in enumerate(range(0, len(tokens), chunk_tokens))
+    ]

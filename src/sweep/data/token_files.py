@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from sweep.config import DataConfig
-from sweep.errors import SweepError
-from sweep.errors import cut
 from sweep.data.corpus import Corpus, check_documents, check_sizes, check_val_tokens, check_vocab, is_validation
 from sweep.data.token_ranges import TokenRanges
+from sweep.errors import SweepError, cut
 
 # A .bin up to this size is read whole at load, as every .bin was: its sha256 is a text corpus's (of
 # every chunk's name and tokens) and its ids are checked against data.vocab_size there. A larger one
@@ -37,7 +36,9 @@ def load_token_file(path: Path, data: DataConfig) -> Corpus:
     dtype = np.dtype(data.bin_dtype)
     size = path.stat().st_size
     if size % dtype.itemsize:
-        raise SweepError(f"data.corpus: {cut(str(path), 200)} has {size} bytes, not a whole number of {data.bin_dtype} tokens")
+        raise SweepError(
+            f"data.corpus: {cut(str(path), 200)} has {size} bytes, not a whole number of {data.bin_dtype} tokens"
+        )
     count = size // dtype.itemsize
     chunks = -(-count // data.chunk_tokens)
     check_documents(data, chunks)
@@ -58,8 +59,16 @@ def load_token_file(path: Path, data: DataConfig) -> Corpus:
     if largest is not None:
         check_vocab(largest, vocab_size)
     check_val_tokens(data, len(val))
-    return Corpus(str(source), sha256, train, val, vocab_size, int((~in_val).sum()), int(in_val.sum()),
-                  tokenizer={"kind": "token file", "vocab_size": vocab_size})
+    return Corpus(
+        str(source),
+        sha256,
+        train,
+        val,
+        vocab_size,
+        int((~in_val).sum()),
+        int(in_val.sum()),
+        tokenizer={"kind": "token file", "vocab_size": vocab_size},
+    )
 
 
 def _chunk_ranges(in_side: np.ndarray, chunk_tokens: int, count: int, merge: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +89,7 @@ def _largest_id(path: Path, dtype: np.dtype) -> int:
     largest = 0
     with open(path, "rb", buffering=0) as file:
         while read := file.readinto(block):
-            largest = max(largest, int(block[:read // dtype.itemsize].max()))
+            largest = max(largest, int(block[: read // dtype.itemsize].max()))
     return largest
 
 
@@ -91,7 +100,9 @@ def _chunks_sha256(path: Path, dtype: np.dtype, chunk_tokens: int) -> str:
     tokens = np.fromfile(path, dtype=dtype)  # at most WHOLE_READ_BYTES
     held = np.uint8 if dtype == np.uint8 else np.int32
     for i, start in enumerate(range(0, len(tokens), chunk_tokens)):
-        digest.update(f"{path.name}#{i}".encode() + b"\x00" + tokens[start:start + chunk_tokens].astype(held).tobytes())
+        digest.update(
+            f"{path.name}#{i}".encode() + b"\x00" + tokens[start : start + chunk_tokens].astype(held).tobytes()
+        )
     return digest.hexdigest()
 
 
@@ -105,4 +116,3 @@ def _fingerprint(path: Path, size: int) -> str:
             file.seek(int(offset))
             digest.update(file.read(FINGERPRINT_SAMPLE_BYTES))
     return digest.hexdigest()
-

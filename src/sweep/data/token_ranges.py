@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sweep.errors import SweepError
-from sweep.errors import cut
+from sweep.errors import SweepError, cut
 
 DOCUMENT_SEPARATOR = b"\x00"  # a byte that text files do not contain
 
@@ -27,8 +26,9 @@ class TokenRanges:
     stay the same too. Ids are checked against `vocab_size` as windows are read: a large file's are
     not all read at load (`token_files.WHOLE_READ_BYTES`)."""
 
-    def __init__(self, path: Path, dtype: np.dtype, starts: np.ndarray, lengths: np.ndarray, separated: bool,
-                 vocab_size: int):
+    def __init__(
+        self, path: Path, dtype: np.dtype, starts: np.ndarray, lengths: np.ndarray, separated: bool, vocab_size: int
+    ):
         self.path, self.dtype = path, dtype
         self.vocab_size = vocab_size
         # Per range (n_ranges,), in the sequence: where it begins (and one past the last), where its
@@ -64,8 +64,10 @@ class TokenRanges:
         ids = self.mapped()[file_positions].astype(np.int64)
         ids[separators] = DOCUMENT_SEPARATOR[0]
         if int(ids.max()) >= self.vocab_size:
-            raise SweepError(f"data.vocab_size: {self.vocab_size} is too small for token id {int(ids.max())} "
-                             f"read from {cut(str(self.path), 200)}")
+            raise SweepError(
+                f"data.vocab_size: {self.vocab_size} is too small for token id {int(ids.max())} "
+                f"read from {cut(str(self.path), 200)}"
+            )
         return torch.from_numpy(ids)
 
 

@@ -25,8 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
-from sweep.errors import SweepError, require_package
-from sweep.errors import cut, shown
+from sweep.errors import SweepError, cut, require_package, shown
 
 SEPARATOR = "<|endoftext|>"  # the special token put after every document
 # A user's tokenizer may name its separator otherwise; the first of these it has is used.
@@ -61,21 +60,37 @@ class Tokenized:
 
     def record(self, kind: str) -> dict:
         """What every run records of its tokenizer."""
-        return {"kind": kind, "vocab_size": self.vocab_size, "sha256": self.tokenizer_sha256,
-                "path": str(self.directory / "tokenizer.json")}
+        return {
+            "kind": kind,
+            "vocab_size": self.vocab_size,
+            "sha256": self.tokenizer_sha256,
+            "path": str(self.directory / "tokenizer.json"),
+        }
 
 
-def tokenize(kind: str, vocab_size: int, train_texts: list[str], val_texts: list[str], corpus_sha256: str,
-             split_sha256: str, cache_root: Path | None) -> Tokenized:
+def tokenize(
+    kind: str,
+    vocab_size: int,
+    train_texts: list[str],
+    val_texts: list[str],
+    corpus_sha256: str,
+    split_sha256: str,
+    cache_root: Path | None,
+) -> Tokenized:
     """Both splits tokenised by `kind` ('bpe' or a tokenizer.json path), from the cache when there.
     The cache is keyed by the text (`corpus_sha256`) and by which documents the split holds out
     (`split_sha256`: another data.val_fraction trains BPE on other documents and cuts other splits)."""
     tokenizers = require_package("tokenizers", "bpe", f"data.tokenizer: {shown(kind)}")
     user_file = None if kind == "bpe" else _user_tokenizer(kind, tokenizers)
-    settings = {"format": FORMAT, "corpus": corpus_sha256, "split": split_sha256,
-                "kind": "bpe" if user_file is None else "file",
-                "vocab_size": vocab_size, "tokenizers": tokenizers.__version__,
-                "file": None if user_file is None else hashlib.sha256(user_file.to_str().encode()).hexdigest()}
+    settings = {
+        "format": FORMAT,
+        "corpus": corpus_sha256,
+        "split": split_sha256,
+        "kind": "bpe" if user_file is None else "file",
+        "vocab_size": vocab_size,
+        "tokenizers": tokenizers.__version__,
+        "file": None if user_file is None else hashlib.sha256(user_file.to_str().encode()).hexdigest(),
+    }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     directory = Path(cache_root if cache_root is not None else default_cache()) / CACHE_DIR / key
     if not (directory / "meta.json").is_file():
@@ -96,8 +111,11 @@ def train_bpe(texts: list[str], vocab_size: int, tokenizers):
     tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = tokenizers.decoders.ByteLevel()
     trainer = tokenizers.trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[SEPARATOR], show_progress=False,
-        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+        vocab_size=vocab_size,
+        special_tokens=[SEPARATOR],
+        show_progress=False,
+        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(texts, trainer)
     return tokenizer
 
@@ -109,8 +127,10 @@ def _user_tokenizer(path: str, tokenizers):
     try:
         return tokenizers.Tokenizer.from_file(str(file))
     except Exception as err:  # the Rust side raises plain Exception for any parse error
-        raise SweepError(f"data.tokenizer: {cut(str(file), 200)} is not a tokenizer file that Hugging Face "
-                         f"tokenizers can read: {cut(str(err), 300)}") from None
+        raise SweepError(
+            f"data.tokenizer: {cut(str(file), 200)} is not a tokenizer file that Hugging Face "
+            f"tokenizers can read: {cut(str(err), 300)}"
+        ) from None
 
 
 def separator_id(tokenizer) -> int | None:
@@ -129,7 +149,7 @@ def encode(tokenizer, texts: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray
     per-token objects never exist for the whole corpus at once."""
     separator = separator_id(tokenizer)
     for first in range(0, len(texts), ENCODE_BATCH):
-        batch = texts[first:first + ENCODE_BATCH]
+        batch = texts[first : first + ENCODE_BATCH]
         ids, credits = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
         for text, encoding in zip(batch, tokenizer.encode_batch(batch, add_special_tokens=False)):
             ends = np.array([end for _, end in encoding.offsets], dtype=np.int64)  # (n,) in characters
@@ -174,8 +194,14 @@ def _write_cache(directory: Path, tokenizer, train_texts: list[str], val_texts: 
         val_tokens = _encode_to(tokenizer, val_texts, dtype, staging / "val.bin", staging / "val_bytes.bin")
         tokenizer.save(str(staging / "tokenizer.json"))
         sha256 = hashlib.sha256((staging / "tokenizer.json").read_bytes()).hexdigest()
-        meta = {**settings, "dtype": np.dtype(dtype).name, "train_tokens": train_tokens, "val_tokens": val_tokens,
-                "tokenizer_vocab_size": vocab_size, "tokenizer_sha256": sha256}
+        meta = {
+            **settings,
+            "dtype": np.dtype(dtype).name,
+            "train_tokens": train_tokens,
+            "val_tokens": val_tokens,
+            "tokenizer_vocab_size": vocab_size,
+            "tokenizer_sha256": sha256,
+        }
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))  # last: it marks the copy whole
         try:
             os.rename(staging, directory)
@@ -183,8 +209,9 @@ def _write_cache(directory: Path, tokenizer, train_texts: list[str], val_texts: 
             if not (directory / "meta.json").is_file():
                 raise
     except OSError as err:
-        raise SweepError(f"data.tokenizer: cannot write the tokenised corpus under {cut(str(directory.parent), 200)}: "
-                         f"{err.strerror}") from None
+        raise SweepError(
+            f"data.tokenizer: cannot write the tokenised corpus under {cut(str(directory.parent), 200)}: {err.strerror}"
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -192,8 +219,16 @@ def _write_cache(directory: Path, tokenizer, train_texts: list[str], val_texts: 
 def _read_cache(directory: Path) -> Tokenized:
     try:
         meta = json.loads((directory / "meta.json").read_text())
-        return Tokenized(directory, np.dtype(meta["dtype"]), meta["train_tokens"], meta["val_tokens"],
-                         meta["tokenizer_vocab_size"], meta["tokenizer_sha256"])
+        return Tokenized(
+            directory,
+            np.dtype(meta["dtype"]),
+            meta["train_tokens"],
+            meta["val_tokens"],
+            meta["tokenizer_vocab_size"],
+            meta["tokenizer_sha256"],
+        )
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise SweepError(f"data.tokenizer: the tokenised corpus in {cut(str(directory), 200)} is damaged ({err}); "
-                         "delete that directory and it is made again") from None
+        raise SweepError(
+            f"data.tokenizer: the tokenised corpus in {cut(str(directory), 200)} is damaged ({err}); "
+            "delete that directory and it is made again"
+        ) from None

@@ -102,8 +102,10 @@ def _problem(state, owner: str, shape: ModelShape, steps: range | None) -> str |
     found, expected = {name: tuple(tensor.shape) for name, tensor in state["model"].items()}, _tensor_shapes(shape)
     for name in sorted(found.keys() | expected.keys(), key=str):
         if found.get(name) != expected.get(name):
-            return (f"its model's {name} is {found.get(name, 'missing')}, where this run's model has "
-                    f"{expected.get(name, 'no such tensor')}")
+            return (
+                f"its model's {name} is {found.get(name, 'missing')}, where this run's model has "
+                f"{expected.get(name, 'no such tensor')}"
+            )
     return None
 
 

@@ -23,9 +23,9 @@ from typing import Callable
 
 import torch
 
+from sweep.columns import variant_name
 from sweep.config import EvalConfig
 from sweep.model.gpt import GPT
-from sweep.columns import variant_name
 
 EMBEDDING_NAMES = ("token_embedding.weight", "position_embedding.weight", "head.weight")
 
@@ -59,8 +59,9 @@ def compressed_weights(model: GPT, include_embeddings: bool) -> list[torch.nn.Pa
     return chosen
 
 
-def compression_losses(model: GPT, eval_config: EvalConfig, loss: float,
-                       evaluate: Callable[[GPT], float]) -> dict[str, dict[str, float]]:
+def compression_losses(
+    model: GPT, eval_config: EvalConfig, loss: float, evaluate: Callable[[GPT], float]
+) -> dict[str, dict[str, float]]:
     """{variant: {'loss': validation loss, 'delta': that − `loss`}} for each width of
     `eval_config.quantize` and share of `eval_config.prune`, each on a fresh copy of `model`'s weights
     (which stay as they are); `evaluate(model)` is the run's validation loss of a model."""
@@ -74,7 +75,9 @@ def compression_losses(model: GPT, eval_config: EvalConfig, loss: float,
     with torch.no_grad():
         for kind, amount in variants:
             for target, original in zip(targets, originals):
-                target.copy_(quantize_rows(original, amount) if kind == "quantize" else prune_smallest(original, amount))
+                target.copy_(
+                    quantize_rows(original, amount) if kind == "quantize" else prune_smallest(original, amount)
+                )
             variant_loss = evaluate(work)
             name = variant_name(bits=amount) if kind == "quantize" else variant_name(prune=amount)
             losses[name] = {"loss": variant_loss, "delta": variant_loss - loss}

@@ -57,10 +57,18 @@ def _ignore(row: dict) -> None:
     """The callbacks of a rank that does not write."""
 
 
-def train(spec: RunSpec, corpus: Corpus, device: torch.device, log: Log = _ignore, progress: Log = _ignore,
-          resume: TrainState | None = None, save_checkpoint: Callable[[TrainState], None] | None = None,
-          final_weights: Callable[[dict], None] | None = None, snapshot_steps: frozenset[int] = frozenset(),
-          save_snapshot: Callable[[TrainState], None] | None = None) -> RunResult:
+def train(
+    spec: RunSpec,
+    corpus: Corpus,
+    device: torch.device,
+    log: Log = _ignore,
+    progress: Log = _ignore,
+    resume: TrainState | None = None,
+    save_checkpoint: Callable[[TrainState], None] | None = None,
+    final_weights: Callable[[dict], None] | None = None,
+    snapshot_steps: frozenset[int] = frozenset(),
+    save_snapshot: Callable[[TrainState], None] | None = None,
+) -> RunResult:
     """Train `spec` on `corpus`. `log` gets one metrics row per logging interval and evaluation
     (step, tokens, flops, train_loss, val_loss, lr, elapsed_s); `progress` gets the same rows, for display.
     Where `prequential_reason` finds none, the run counts its prequential code length; at the end it
@@ -147,13 +155,23 @@ class _Run:
         windows at random."""
         spec = self.spec
         if spec.data.order == "epoch":
-            return get_epoch_batch(self.tokens, step, self.batch_size, spec.shape.seq_len, spec.seed, self.device,
-                                   self.rank, self.world_size)
-        return get_batch(self.tokens, self.batch_size, spec.shape.seq_len, self.generator, self.device, self.rank,
-                         self.world_size)
+            return get_epoch_batch(
+                self.tokens,
+                step,
+                self.batch_size,
+                spec.shape.seq_len,
+                spec.seed,
+                self.device,
+                self.rank,
+                self.world_size,
+            )
+        return get_batch(
+            self.tokens, self.batch_size, spec.shape.seq_len, self.generator, self.device, self.rank, self.world_size
+        )
 
-    def end_interval(self, done: int, loss_total: float, loss_count: int, lr: float,
-                     evaluates: bool) -> tuple[dict, str | None]:
+    def end_interval(
+        self, done: int, loss_total: float, loss_count: int, lr: float, evaluates: bool
+    ) -> tuple[dict, str | None]:
         """The metrics row of the logging interval that ends after step `done`, whose `loss_count` steps'
         mean losses sum to `loss_total`, and why the run must stop there (it diverged), or None. Where
         `evaluates`, the row has the validation loss."""
@@ -161,8 +179,14 @@ class _Run:
         self.train_loss = loss_total / loss_count
         self.code_length.add(loss_total * batch_tokens)
         self.first_loss = self.first_loss or self.train_loss
-        row = {"step": done, "tokens": done * batch_tokens, "flops": done * self.spec.flops_per_step,
-               "train_loss": self.train_loss, "lr": lr, "elapsed_s": round(time.perf_counter() - self.started, 3)}
+        row = {
+            "step": done,
+            "tokens": done * batch_tokens,
+            "flops": done * self.spec.flops_per_step,
+            "train_loss": self.train_loss,
+            "lr": lr,
+            "elapsed_s": round(time.perf_counter() - self.started, 3),
+        }
         above = _above_start(self.train_loss, self.first_loss, done, self.spec.steps, self.spec.train.warmup)
         self.strikes = self.strikes + 1 if above else 0
         reason = _divergence(self.train_loss, self.first_loss, done, self.strikes)
@@ -185,18 +209,36 @@ class _Run:
 
     def state(self, step: int) -> TrainState:
         """The state to resume from after step `step`, holding the live tensors (saved at once)."""
-        return TrainState(step=step, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-                          generator=self.generator.get_state(), first_loss=self.first_loss,
-                          train_loss=self.train_loss, val_loss=self.val_loss, strikes=self.strikes,
-                          elapsed_s=time.perf_counter() - self.started, prequential_nats=self.code_length.nats)
+        return TrainState(
+            step=step,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            generator=self.generator.get_state(),
+            first_loss=self.first_loss,
+            train_loss=self.train_loss,
+            val_loss=self.val_loss,
+            strikes=self.strikes,
+            elapsed_s=time.perf_counter() - self.started,
+            prequential_nats=self.code_length.nats,
+        )
 
     def result(self, status: str, steps: int, loss: float | None, **measured) -> RunResult:
         """The run's result after `steps` steps, with its wall time and peak memory up to now."""
         wall_s = time.perf_counter() - self.started
         tokens = steps * self.spec.train.batch_tokens
-        return RunResult(status=status, steps=steps, tokens=tokens, loss=loss, train_loss=self.train_loss,
-                         wall_s=wall_s, tokens_per_s=tokens / wall_s, peak_mem_bytes=self.memory.read(),
-                         dtype="bf16" if self.dtype == torch.bfloat16 else "fp32", compiled=self.compiled, **measured)
+        return RunResult(
+            status=status,
+            steps=steps,
+            tokens=tokens,
+            loss=loss,
+            train_loss=self.train_loss,
+            wall_s=wall_s,
+            tokens_per_s=tokens / wall_s,
+            peak_mem_bytes=self.memory.read(),
+            dtype="bf16" if self.dtype == torch.bfloat16 else "fp32",
+            compiled=self.compiled,
+            **measured,
+        )
 
 
 def _finish(run: _Run, final_weights: Callable[[dict], None] | None) -> RunResult:
@@ -210,9 +252,15 @@ def _finish(run: _Run, final_weights: Callable[[dict], None] | None) -> RunResul
     compression, compressing = {}, time.perf_counter()
     if distributed.is_writer():  # the one rank that records results
         compression = compress.compression_losses(run.model, run.spec.eval, run.val_loss, run.evaluate)
-    return run.result("done", run.spec.steps, run.val_loss, prequential_bits=run.code_length.bits,
-                      prequential_reason=run.code_length.reason, compression=compression,
-                      compression_s=time.perf_counter() - compressing if compression else None)
+    return run.result(
+        "done",
+        run.spec.steps,
+        run.val_loss,
+        prequential_bits=run.code_length.bits,
+        prequential_reason=run.code_length.reason,
+        compression=compression,
+        compression_s=time.perf_counter() - compressing if compression else None,
+    )
 
 
 # Exploding: the loss stayed 1.5x above where it started for this many logging intervals in a row.
@@ -229,6 +277,8 @@ def _divergence(train_loss: float, first_loss: float, step: int, strikes: int) -
     if not math.isfinite(train_loss):
         return f"training loss became {train_loss} at step {step}"
     if strikes >= EXPLODING_STRIKES:
-        return (f"training loss exploded to {train_loss:.3f} at step {step} (started at {first_loss:.3f}; "
-                f"above 1.5x that for {strikes} logging intervals)")
+        return (
+            f"training loss exploded to {train_loss:.3f} at step {step} (started at {first_loss:.3f}; "
+            f"above 1.5x that for {strikes} logging intervals)"
+        )
     return None

@@ -21,8 +21,9 @@ def lr_at(step: int, steps: int, peak_lr: float, warmup: float, min_lr_ratio: fl
     return peak_lr * (min_lr_ratio + (1 - min_lr_ratio) * cosine)
 
 
-def wsd_lr_at(step: int, steps: int, peak_lr: float, warmup_steps: int, branch_step: int, min_lr_ratio: float,
-              decay: str) -> float:
+def wsd_lr_at(
+    step: int, steps: int, peak_lr: float, warmup_steps: int, branch_step: int, min_lr_ratio: float, decay: str
+) -> float:
     """Warmup-stable-decay (Hägele et al. 2024, arXiv 2405.18392): linear warmup over `warmup_steps`,
     the peak held until `branch_step`, then a decay to `min_lr_ratio × peak_lr` at the last step,
     linear or 1 − √progress (their best cooldown shape). Up to `branch_step` the rate does not depend
@@ -40,8 +41,9 @@ def schedule_lr(spec: RunSpec, step: int) -> float:
     """The learning rate `spec`'s schedule gives `step`."""
     train = spec.train
     if train.schedule == "wsd":
-        return wsd_lr_at(step, spec.steps, spec.lr, spec.warmup_steps, spec.branch_step, train.min_lr_ratio,
-                         train.decay)
+        return wsd_lr_at(
+            step, spec.steps, spec.lr, spec.warmup_steps, spec.branch_step, train.min_lr_ratio, train.decay
+        )
     return lr_at(step, spec.steps, spec.lr, train.warmup, train.min_lr_ratio)
 
 

@@ -21,18 +21,23 @@ def micro_batch_rows(spec: RunSpec, world_size: int) -> int:
     micro-batch is not whole windows."""
     train, seq_len = spec.train, spec.shape.seq_len
     if train.batch_tokens % (world_size * seq_len):
-        raise SweepError(f"train.batch_tokens: {train.batch_tokens} is not divisible by {world_size} processes × "
-                         f"data.seq_len ({seq_len}); each process trains on whole windows of every batch")
+        raise SweepError(
+            f"train.batch_tokens: {train.batch_tokens} is not divisible by {world_size} processes × "
+            f"data.seq_len ({seq_len}); each process trains on whole windows of every batch"
+        )
     share = train.batch_tokens // world_size
     micro = train.micro_batch_tokens or share
     if micro % seq_len or share % micro:
-        raise SweepError(f"train.micro_batch_tokens: {micro} must be a multiple of data.seq_len ({seq_len}) that "
-                         f"divides the {share} tokens of each batch one of {world_size} process(es) trains on")
+        raise SweepError(
+            f"train.micro_batch_tokens: {micro} must be a multiple of data.seq_len ({seq_len}) that "
+            f"divides the {share} tokens of each batch one of {world_size} process(es) trains on"
+        )
     return micro // seq_len
 
 
-def accumulate_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, micro_rows: int,
-                         device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def accumulate_gradients(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, micro_rows: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     """Forward and backward of this process's share x, y (B_share, T) of a batch, `micro_rows` windows
     at a time. Each micro-batch's loss is a mean over its tokens and all k have the same size, so
     scaling each by 1/k accumulates the gradient of the share's mean loss; under DDP the last backward
@@ -47,8 +52,14 @@ def accumulate_gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tenso
     return loss_sum / count
 
 
-def forward_backward(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                     dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
+def forward_backward(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    device: torch.device,
+    dtype: torch.dtype,
+    scale: float = 1.0,
+) -> torch.Tensor:
     """Loss of one batch, gradients of `scale` × loss accumulated into the parameters. Returns the
     unscaled loss, not synced."""
     with autocast(device, dtype):
@@ -78,13 +89,14 @@ def make_optimizer(model: GPT, spec: RunSpec, device: torch.device) -> torch.opt
 
 
 @torch.no_grad()
-def evaluate(model: GPT, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
-             dtype: torch.dtype) -> float:
+def evaluate(
+    model: GPT, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, dtype: torch.dtype
+) -> float:
     """Mean loss per token over the fixed validation windows x, y (n, T)."""
     model.eval()
     total = torch.zeros((), device=device)
     for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
         with autocast(device, dtype):
             total += model(xb, yb).float() * len(xb)
     model.train()

@@ -13,8 +13,10 @@ from sweep.runner import Task
 
 def outcome_text(record: dict) -> str:
     if record["status"] == "done":
-        return (f"done: loss {record['loss']:.4f} ({record['bpb']:.3f} bpb) in {record['wall_s']:.1f} s, "
-                f"{record['tokens_per_s']:,.0f} tokens/s")
+        return (
+            f"done: loss {record['loss']:.4f} ({record['bpb']:.3f} bpb) in {record['wall_s']:.1f} s, "
+            f"{record['tokens_per_s']:,.0f} tokens/s"
+        )
     return f"{record['status']}: {record.get('reason')}"
 
 
@@ -28,16 +30,20 @@ class PlainReporter:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", file=self.stream or sys.stdout, flush=True)
 
     def sweep_started(self, specs: list[RunSpec], todo: list[RunSpec], work_flops: float) -> None:
-        self._line(f"sweep {specs[0].sweep}: {len(specs)} runs, {len(specs) - len(todo)} already finished, "
-                   f"{len(todo)} to train")
+        self._line(
+            f"sweep {specs[0].sweep}: {len(specs)} runs, {len(specs) - len(todo)} already finished, "
+            f"{len(todo)} to train"
+        )
 
     def run_started(self, task: Task, index: int, count: int) -> None:
         self._line(f"task {index + 1}/{count} {task.name}: start")
 
     def run_progress(self, task: Task, row: dict) -> None:
         if "val_loss" in row:
-            self._line(f"  {task.name}: step {row['step']}/{row['steps']} tokens {row['tokens']:,} "
-                       f"train {row['train_loss']:.4f} val {row['val_loss']:.4f}")
+            self._line(
+                f"  {task.name}: step {row['step']}/{row['steps']} tokens {row['tokens']:,} "
+                f"train {row['train_loss']:.4f} val {row['val_loss']:.4f}"
+            )
 
     def run_finished(self, task: Task, record: dict) -> None:
         self._line(f"  {task.name}: {outcome_text(record)}")

@@ -63,8 +63,10 @@ def _check_feasible(ray, config: ExecutorConfig) -> None:
         have = resources.get(name, 0)
         if wanted > have:
             key = "cpus_per_task" if name == "CPU" else "gpus_per_node"
-            raise SweepError(f"executor.{key}: each worker asks for {wanted} {name}s, and the Ray cluster started "
-                             f"on this machine has {have:g}")
+            raise SweepError(
+                f"executor.{key}: each worker asks for {wanted} {name}s, and the Ray cluster started "
+                f"on this machine has {have:g}"
+            )
 
 
 def run_on_ray(store_root: Path, sweep: str, config: ExecutorConfig) -> list[int]:
@@ -78,8 +80,9 @@ def run_on_ray(store_root: Path, sweep: str, config: ExecutorConfig) -> list[int
     try:
         if started:
             _check_feasible(ray, config)
-        task = ray.remote(num_cpus=config.cpus_per_task, num_gpus=config.gpus_per_node,
-                          max_retries=MAX_RETRIES)(ray_worker)
+        task = ray.remote(num_cpus=config.cpus_per_task, num_gpus=config.gpus_per_node, max_retries=MAX_RETRIES)(
+            ray_worker
+        )
         refs = [task.remote(str(store_root), sweep, config) for _ in range(config.workers)]
         try:
             return [_exit_code(ray, ref) for ref in refs]

@@ -49,30 +49,38 @@ def _submitit():
 def check_registered(store_root: Path, sweep: str) -> None:
     """Refuse to start workers for a sweep with no runs registered in the store: they would find nothing."""
     if not store_specs(store_root, sweep):
-        raise SweepError(f"{store_root}: sweep {sweep!r} has no runs registered; register them with "
-                         "sweep run CONFIG --store STORE --submit-only")
+        raise SweepError(
+            f"{store_root}: sweep {sweep!r} has no runs registered; register them with "
+            "sweep run CONFIG --store STORE --submit-only"
+        )
 
 
 def run_worker(store_root: Path, sweep: str, config: ExecutorConfig) -> SweepOutcome:
     """One worker in this process, as a batch job or a Ray task runs it: `launch.worker.work` with
     plain progress lines on stdout. On CPU it trains one run at a time on `threads` (or all
     `cpus_per_task`) threads; with GPUs, one run per GPU it sees."""
-    from sweep.runner import Options
-    from sweep.launch.worker import work
-    from sweep.launch.lines import PlainReporter
     from sweep.engine import resolve_device
+    from sweep.launch.lines import PlainReporter
+    from sweep.launch.worker import work
+    from sweep.runner import Options
 
     # A worker that was given no GPU trains on CPU, even where it could see the machine's GPUs.
     device = config.device if config.gpus_per_node or config.device != "auto" else "cpu"
     workers = 1 if resolve_device(device).type == "cpu" else 0  # 0: one per visible GPU
-    return work(store_root, sweep, device, PlainReporter(), Options(), workers, 1,
-                config.threads or config.cpus_per_task)
+    return work(
+        store_root, sweep, device, PlainReporter(), Options(), workers, 1, config.threads or config.cpus_per_task
+    )
 
 
 def summary(outcome: SweepOutcome) -> dict:
     """What a worker reports back: how many runs it trained, found finished, left to others, lost."""
-    return {"done": len(outcome.done), "skipped": outcome.skipped, "taken": len(outcome.taken),
-            "failed": len(outcome.failed), "diverged": len(outcome.diverged)}
+    return {
+        "done": len(outcome.done),
+        "skipped": outcome.skipped,
+        "taken": len(outcome.taken),
+        "failed": len(outcome.failed),
+        "diverged": len(outcome.diverged),
+    }
 
 
 class _StopOnSignal:
@@ -123,8 +131,10 @@ class SweepJob:
             except KeyboardInterrupt:  # stopped outside a run; none is left claimed
                 pass
         if stop.stopped_by:
-            print(f"worker stopped by {stop.stopped_by}: the run in flight is back to pending, with its checkpoint",
-                  flush=True)
+            print(
+                f"worker stopped by {stop.stopped_by}: the run in flight is back to pending, with its checkpoint",
+                flush=True,
+            )
         if stop.requeue is not None:
             stop.requeue()  # submitit: checkpoint(), requeue the job, exit without a result
         if outcome is None or outcome.interrupted:
@@ -147,15 +157,21 @@ def cluster_for(name: str) -> str:
     missing = [command for command in ("sbatch", "srun") if name == "slurm" and not shutil.which(command)]
     if missing:
         verb = "is" if len(missing) == 1 else "are"
-        raise SweepError(f"executor.cluster: slurm, but {' and '.join(missing)} {verb} not on PATH; run on a SLURM "
-                         "login node, or set executor.cluster: local to run the jobs on this machine")
+        raise SweepError(
+            f"executor.cluster: slurm, but {' and '.join(missing)} {verb} not on PATH; run on a SLURM "
+            "login node, or set executor.cluster: local to run the jobs on this machine"
+        )
     return name
 
 
 def job_parameters(config: ExecutorConfig, sweep: str) -> dict:
     """`AutoExecutor.update_parameters` for the array; settings left at 0 or '' are the cluster's."""
-    parameters = {"name": f"sweep-{sweep}", "timeout_min": config.timeout_min, "cpus_per_task": config.cpus_per_task,
-                  "slurm_array_parallelism": config.array_parallelism or config.workers}
+    parameters = {
+        "name": f"sweep-{sweep}",
+        "timeout_min": config.timeout_min,
+        "cpus_per_task": config.cpus_per_task,
+        "slurm_array_parallelism": config.array_parallelism or config.workers,
+    }
     if config.gpus_per_node:
         parameters["gpus_per_node"] = config.gpus_per_node
     if config.mem_gb:

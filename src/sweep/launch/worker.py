@@ -6,7 +6,6 @@ one that is killed leaves its run to the next worker that finds the claim stale.
 from __future__ import annotations
 
 import dataclasses
-
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,28 +26,40 @@ def check_corpus(specs: list[RunSpec], sha256: str) -> None:
     """Refuse to train runs registered against other data than what their corpus path now holds."""
     registered = {spec.corpus_sha256 for spec in specs if spec.corpus_sha256}
     if registered and registered != {sha256}:
-        raise SweepError(f"data.corpus: {specs[0].data.corpus} has changed since its runs were registered "
-                         f"(sha256 {sha256[:12]}..., registered {', '.join(s[:12] + '...' for s in sorted(registered))})")
+        raise SweepError(
+            f"data.corpus: {specs[0].data.corpus} has changed since its runs were registered "
+            f"(sha256 {sha256[:12]}..., registered {', '.join(s[:12] + '...' for s in sorted(registered))})"
+        )
 
 
-def work(store_root: Path, sweep: str | None, device_name: str, reporter, options=None, workers: int = 0,
-         workers_per_gpu: int = 1, threads: int = 0):
+def work(
+    store_root: Path,
+    sweep: str | None,
+    device_name: str,
+    reporter,
+    options=None,
+    workers: int = 0,
+    workers_per_gpu: int = 1,
+    threads: int = 0,
+):
     """Train what is left of the store's registered runs on this machine (`runner.execute`: one
     process, a CPU pool, or a worker per GPU), one corpus after another. The SweepOutcome of all."""
     import torch
 
     from sweep.data import load_corpus
+    from sweep.engine import resolve_device, setup_process
     from sweep.runner import Options, SweepOutcome, execute, pending, plan_workers
     from sweep.store import Store
-    from sweep.engine import resolve_device, setup_process
 
     options = options or Options()
     if device_name == "cuda" and not torch.cuda.is_available():
         raise SweepError("--device cuda: torch sees no CUDA device on this machine")
     specs = store_specs(store_root, sweep)
     if not specs:
-        raise SweepError(f"{store_root}: no runs are registered there; register a sweep with "
-                         "sweep run CONFIG --store STORE --submit-only")
+        raise SweepError(
+            f"{store_root}: no runs are registered there; register a sweep with "
+            "sweep run CONFIG --store STORE --submit-only"
+        )
     device, store = resolve_device(device_name), Store(store_root)
     total = SweepOutcome(total=len(specs))
     for data, group in by_corpus(specs).items():

@@ -65,7 +65,7 @@ PARAMETERS = ("C", "gamma_D", "gamma_N")
 def variants_in(frame: pd.DataFrame) -> list[str]:
     """The variants with a delta_<variant> column in `frame`: quantisation first, most bits first,
     then pruning, smallest share first. Other delta_ columns are no variant and are ignored."""
-    names = [str(column)[len(DELTA_PREFIX):] for column in frame.columns if str(column).startswith(DELTA_PREFIX)]
+    names = [str(column)[len(DELTA_PREFIX) :] for column in frame.columns if str(column).startswith(DELTA_PREFIX)]
     return sorted((name for name in names if parse(name) is not None), key=order)
 
 
@@ -201,8 +201,10 @@ def fit_degradation(
     positive = measured & (delta > 0)
     n_left_out, n_unmeasured = int((measured & ~positive).sum()), int((~measured).sum())
     params, tokens = points["params"].to_numpy(dtype=float)[positive], points["tokens"].to_numpy(dtype=float)[positive]
-    counted = (f"{positive.sum()} of {len(points)} points have δ > 0 ({n_left_out} have δ <= 0, "
-               f"{n_unmeasured} were not measured)")
+    counted = (
+        f"{positive.sum()} of {len(points)} points have δ > 0 ({n_left_out} have δ <= 0, "
+        f"{n_unmeasured} were not measured)"
+    )
     if positive.sum() < MIN_POINTS:
         raise InputError(f"{counted}; the law's {N_PARAMETERS} parameters and its scatter need at least {MIN_POINTS}")
     for values, name, exponent in ((params, "N", "γ_N"), (tokens, "D", "γ_D")):
@@ -211,8 +213,10 @@ def fit_degradation(
     design, log_delta = _design(params, tokens), np.log(delta[positive])
     theta = _least_squares(design, log_delta, np.ones(len(params)))
     if theta is None:
-        raise InputError(f"{counted}, but D and N move together across them (D ∝ N^k), so γ_D and γ_N cannot be "
-                         "told apart; add points at several D per N")
+        raise InputError(
+            f"{counted}, but D and N move together across them (D ∝ N^k), so γ_D and γ_N cannot be "
+            "told apart; add points at several D per N"
+        )
     residuals = log_delta - design @ theta
     residual_dof = len(params) - N_PARAMETERS
     noise_scale = float(np.sqrt(np.sum(residuals**2) / residual_dof))

@@ -123,7 +123,8 @@ class FitReport:
         """Per variant its fit, or what it is and why it has no law."""
         fits, why_not = self.degradation.fits, self.degradation.why_not
         return {
-            variant: fits[variant].to_json() if variant in fits
+            variant: fits[variant].to_json()
+            if variant in fits
             else {"variant": variant, "what": describe(variant), "why": why_not[variant]}
             for variant in self.degradation.variants
         }
@@ -157,7 +158,6 @@ class FitReport:
             "n_points": fit.n_points,
             "ci": intervals(samples) if samples else None,
         }
-
 
 
 def _rollout_json(result: Rollout) -> dict:

@@ -28,7 +28,7 @@ from sweep.errors import InputError, shown
 from sweep.laws import FORM_CHOICES
 from sweep.laws import bootstrap as bootstrapping
 from sweep.laws.allocation import DEFAULT_COMPUTE_TOLERANCE, EmpiricalAllocation, fit_approach1, fit_isoflop
-from sweep.laws.bootstrap import LawSamples, intervals, parametric_bootstrap, why_no_interval
+from sweep.laws.bootstrap import LawSamples, intervals, why_no_interval
 from sweep.laws.degradation import DegradationLaws, fit_all
 from sweep.laws.fitreport import FitReport, HoldoutPoint, LawChoice
 from sweep.laws.forms.chinchilla import N_PARAMETERS as CHINCHILLA_PARAMETERS
@@ -38,7 +38,13 @@ from sweep.laws.forms.equations import power_law, quiet_floats
 from sweep.laws.forms.huber import MAX_EXPONENT
 from sweep.laws.forms.joint import FORMS, JointFit, JointForm, LawParams
 from sweep.laws.forms.powerlaw import VARIABLES, PowerLawFit, fit_power_law, points_for
-from sweep.laws.predict import ComputeOptimalPrediction, Laws, predict_compute_optimal, predict_loss_at
+from sweep.laws.predict import (
+    ComputeOptimalPrediction,
+    Laws,
+    bootstrapped_laws,
+    predict_compute_optimal,
+    predict_loss_at,
+)
 from sweep.laws.rollout import Rollout, choose_form, rollout
 from sweep.laws.table import FitTable
 
@@ -147,10 +153,13 @@ def _check_holdout(n_points: int, holdout: int) -> None:
     if n_points - holdout >= CHINCHILLA_PARAMETERS:
         return
     if holdout:
-        raise InputError(f"--holdout {holdout} leaves {n_points - holdout} of {n_points} points; "
-                         f"the Chinchilla law needs at least {CHINCHILLA_PARAMETERS}")
-    raise InputError(f"the Chinchilla law needs at least {CHINCHILLA_PARAMETERS} points (one per (N, D)); "
-                     f"the table holds {n_points}")
+        raise InputError(
+            f"--holdout {holdout} leaves {n_points - holdout} of {n_points} points; "
+            f"the Chinchilla law needs at least {CHINCHILLA_PARAMETERS}"
+        )
+    raise InputError(
+        f"the Chinchilla law needs at least {CHINCHILLA_PARAMETERS} points (one per (N, D)); the table holds {n_points}"
+    )
 
 
 def _finite_fit(form: JointForm, params, tokens, loss) -> JointFit:
@@ -162,8 +171,9 @@ def _finite_fit(form: JointForm, params, tokens, loss) -> JointFit:
         raise InputError(f"the {form.name} law could not be fit: every start gave a non-finite objective") from None
     off = [name for name, value in asdict(fit.params).items() if not math.isfinite(value)]
     if off:
-        raise InputError(f"the {form.name} fit ran off to infinity ({', '.join(off)}): these points do not "
-                         "determine it")
+        raise InputError(
+            f"the {form.name} fit ran off to infinity ({', '.join(off)}): these points do not determine it"
+        )
     return fit
 
 
@@ -181,8 +191,14 @@ def _fit_joint_forms(points: pd.DataFrame, skipped: dict[str, str]) -> dict[str,
 
 
 def _bootstrap_forms(
-    names: Sequence[str], joint: Mapping[str, JointFit], points: pd.DataFrame, table: FitTable, bootstrap: int,
-    seed: int, skipped: dict[str, str], warnings: list[str],
+    names: Sequence[str],
+    joint: Mapping[str, JointFit],
+    points: pd.DataFrame,
+    table: FitTable,
+    bootstrap: int,
+    seed: int,
+    skipped: dict[str, str],
+    warnings: list[str],
 ) -> tuple[dict[str, Laws], dict[str, LawSamples]]:
     """`Laws` for each form in `names`, and the bootstrap samples of those that have them."""
     law_samples: dict[str, LawSamples] = {}
@@ -201,35 +217,6 @@ def _bootstrap_forms(
         if laws_by_form[name].why:
             skipped[f"{name}.ci"] = laws_by_form[name].why
     return laws_by_form, law_samples
-
-
-def bootstrapped_laws(
-    form: JointForm, fit: JointFit, points: pd.DataFrame, bootstrap: int, seed: int, params_convention: str,
-    flops_source: str,
-) -> tuple[Laws, LawSamples | None]:
-    """`fit` of `form` on `points` with its parametric bootstrap of `bootstrap` refits, as `Laws` to
-    predict with; without refits (bootstrap off, no residual degrees of freedom) `Laws.why` says why."""
-    params, tokens, loss = (points[column].to_numpy() for column in ("params", "tokens", "loss"))
-    samples, why = None, None
-    if not bootstrap:
-        why = "the bootstrap is off (--bootstrap 0), so there are no intervals"
-    else:
-        try:
-            samples = parametric_bootstrap(form, params, tokens, loss, fit, bootstrap, seed)
-        except InputError as error:
-            why = str(error)
-        if samples is not None and not samples.laws:
-            why = f"none of the {bootstrap} bootstrap refits of the {form.name} law could be fit"
-    laws = Laws(
-        form=form.name,
-        law=fit.params,
-        samples=samples.laws if samples else (),
-        noise=samples.noise if samples else (),
-        params_convention=params_convention,
-        flops_source=flops_source,
-        why=why,
-    )
-    return laws, samples
 
 
 def _choose(
@@ -317,7 +304,9 @@ def _fit_power_laws(points: pd.DataFrame, bootstrap: int, seed: int, skipped: di
                 "of freedom, so there is no interval"
             )
             continue
-        samples[variable] = bootstrapping.bootstrap(bootstrapping.power_law_refit(x, loss, fit), len(x), bootstrap, seed)
+        samples[variable] = bootstrapping.bootstrap(
+            bootstrapping.power_law_refit(x, loss, fit), len(x), bootstrap, seed
+        )
         why = why_no_interval(samples[variable]["alpha"])
         if why:
             skipped[f"power_laws.{variable}.ci"] = why

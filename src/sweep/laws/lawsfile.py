@@ -34,14 +34,13 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from sweep.errors import InputError
+from sweep.errors import InputError, shown
 from sweep.laws.degradation import PARAMETERS as DEGRADATION_PARAMETERS
 from sweep.laws.degradation import DegradationFit, DegradationLaw, DegradationLaws
+from sweep.laws.fitreport import FitReport
 from sweep.laws.forms.equations import ChinchillaParams
 from sweep.laws.forms.joint import FORMS
 from sweep.laws.predict import Laws
-from sweep.laws.fitreport import FitReport
-from sweep.errors import shown
 
 FORMAT = "sweep-laws/2"
 FORMAT_1 = "sweep-laws/1"
@@ -52,8 +51,16 @@ FORMAT_1_WHY = (
 # The model settings a laws file may record, each with its JSON type: what the params rule
 # (`sweep.config.shape_for_params`) reads or passes on to the shape it picks, besides the sizes it
 # chooses itself: fields of a run's shape (`ModelShape`), and the rule's dials aspect_ratio and head_dim.
-MODEL_SETTINGS = {"norm": str, "activation": str, "positions": str, "tie_embeddings": bool, "seq_len": int,
-                  "vocab_size": int, "aspect_ratio": int, "head_dim": int}
+MODEL_SETTINGS = {
+    "norm": str,
+    "activation": str,
+    "positions": str,
+    "tie_embeddings": bool,
+    "seq_len": int,
+    "vocab_size": int,
+    "aspect_ratio": int,
+    "head_dim": int,
+}
 _KIND_NAMES = {str: "text", bool: "true or false", int: "a positive whole number"}
 
 
@@ -157,10 +164,12 @@ def _degradation_of(entries: dict, samples: dict) -> DegradationLaws:
 
 def _law(law_type: type, values: dict, index: int | None = None):
     """A law_type built from `values` by field name, or from the index-th entry of each list."""
-    return law_type(**{
-        field.name: float(values[field.name] if index is None else values[field.name][index])
-        for field in fields(law_type)
-    })
+    return law_type(
+        **{
+            field.name: float(values[field.name] if index is None else values[field.name][index])
+            for field in fields(law_type)
+        }
+    )
 
 
 def _laws_of(contents: dict) -> Laws:

@@ -43,7 +43,9 @@ def write_plots(report: FitReport, out_dir: str | Path) -> list[Path]:
         "predicted_vs_actual": _predicted_vs_actual,
     }
     for variant in report.degradation.variants:
-        figures[f"degradation_{variant}"] = lambda figure, report, variant=variant: _degradation(figure, report, variant)
+        figures[f"degradation_{variant}"] = lambda figure, report, variant=variant: _degradation(
+            figure, report, variant
+        )
     written = []
     for name, draw in figures.items():
         figure = Figure(figsize=(7, 5), layout="constrained")
@@ -228,15 +230,20 @@ def _degradation(figure: Figure, report: FitReport, variant: str) -> bool:
     for column, (size, other) in enumerate((("tokens", "params"), ("params", "tokens"))):
         axes = figure.add_subplot(1, 2, column + 1)
         colours = LogNorm(vmin=points[other].min(), vmax=points[other].max() * 1.0001)
-        scatter = axes.scatter(shown[size], shown[DELTA_PREFIX + variant], c=shown[other], norm=colours,
-                               cmap="viridis", s=22)
+        scatter = axes.scatter(
+            shown[size], shown[DELTA_PREFIX + variant], c=shown[other], norm=colours, cmap="viridis", s=22
+        )
         figure.colorbar(scatter, ax=axes, label=LABELS[other])
         if fit is not None:
             grid = _span(points[size].to_numpy())
             for value in _thinned(points[other].to_numpy()):
                 at = {size: grid, other: value}
-                axes.plot(grid, degradation(at["params"], at["tokens"], fit.law), color=scatter.cmap(colours(value)),
-                          linewidth=1)
+                axes.plot(
+                    grid,
+                    degradation(at["params"], at["tokens"], fit.law),
+                    color=scatter.cmap(colours(value)),
+                    linewidth=1,
+                )
         axes.set_xscale("log")
         axes.set_yscale("log")
         axes.set_xlabel(LABELS[size])
@@ -244,8 +251,11 @@ def _degradation(figure: Figure, report: FitReport, variant: str) -> bool:
         axes.grid(True, which="both", alpha=0.25)
         axes.set_title(f"δ vs {SYMBOLS[size]} at fixed {SYMBOLS[other]}", fontsize=9)
     hidden = len(points) - len(shown)
-    law = (f"{FORMULA}: C = {fit.law.C:.3g}, γ_D = {fit.law.gamma_D:.3g}, γ_N = {fit.law.gamma_N:.3g}; {fit.trend()}"
-           if fit is not None else "no law fit: " + cut(report.degradation.why_not[variant], 120))
+    law = (
+        f"{FORMULA}: C = {fit.law.C:.3g}, γ_D = {fit.law.gamma_D:.3g}, γ_N = {fit.law.gamma_N:.3g}; {fit.trend()}"
+        if fit is not None
+        else "no law fit: " + cut(report.degradation.why_not[variant], 120)
+    )
     not_shown = f"; not shown: {hidden} of {len(points)} points (δ <= 0 or not measured)" if hidden else ""
     figure.suptitle(f"δ after {describe(variant)} ({variant}){not_shown}\n{law}", fontsize=9)
     return True

@@ -20,11 +20,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from sweep.errors import InputError
-from sweep.laws.bootstrap import interval, why_no_interval
+from sweep.laws.bootstrap import LawSamples, interval, parametric_bootstrap, why_no_interval
 from sweep.laws.forms.equations import quiet_floats
-from sweep.laws.forms.joint import FORMS, JointForm, LawParams
+from sweep.laws.forms.joint import FORMS, JointFit, JointForm, LawParams
 
 
 @dataclass(frozen=True)
@@ -184,3 +185,37 @@ def predict_loss_at(laws: Laws, params: float, tokens: float) -> LossPrediction:
         tokens=float(tokens),
         loss=_loss_estimate(float(form.loss(params, tokens, laws.law)), sampled, laws),
     )
+
+
+def bootstrapped_laws(
+    form: JointForm,
+    fit: JointFit,
+    points: pd.DataFrame,
+    bootstrap: int,
+    seed: int,
+    params_convention: str,
+    flops_source: str,
+) -> tuple[Laws, LawSamples | None]:
+    """`fit` of `form` on `points` with its parametric bootstrap of `bootstrap` refits, as `Laws` to
+    predict with; without refits (bootstrap off, no residual degrees of freedom) `Laws.why` says why."""
+    params, tokens, loss = (points[column].to_numpy() for column in ("params", "tokens", "loss"))
+    samples, why = None, None
+    if not bootstrap:
+        why = "the bootstrap is off (--bootstrap 0), so there are no intervals"
+    else:
+        try:
+            samples = parametric_bootstrap(form, params, tokens, loss, fit, bootstrap, seed)
+        except InputError as error:
+            why = str(error)
+        if samples is not None and not samples.laws:
+            why = f"none of the {bootstrap} bootstrap refits of the {form.name} law could be fit"
+    laws = Laws(
+        form=form.name,
+        law=fit.params,
+        samples=samples.laws if samples else (),
+        noise=samples.noise if samples else (),
+        params_convention=params_convention,
+        flops_source=flops_source,
+        why=why,
+    )
+    return laws, samples

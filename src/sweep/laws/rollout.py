@@ -74,7 +74,10 @@ class Rollout:
 
 
 def rollout(
-    points: pd.DataFrame, tolerance: float, forms: Mapping[str, JointForm] = FORMS, min_fitted: int = MOST_PARAMETERS + 2
+    points: pd.DataFrame,
+    tolerance: float,
+    forms: Mapping[str, JointForm] = FORMS,
+    min_fitted: int = MOST_PARAMETERS + 2,
 ) -> Rollout:
     """Every form's predictions of each compute level from the levels below it (module docstring)."""
     levels = compute_levels(points["flops"].to_numpy(), tolerance)

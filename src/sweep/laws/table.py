@@ -26,11 +26,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sweep.columns import DELTA_PREFIX  # delta_q4, delta_p50: δ per compression variant (`degradation.py`)
-from sweep.columns import COST_COLUMNS, FLOPS_COLUMNS, PARAMS_COLUMNS  # noqa: F401  (FLOPS_COLUMNS re-exported)
+from sweep.columns import (  # noqa: F401  (FLOPS_COLUMNS re-exported)
+    COST_COLUMNS,
+    DELTA_PREFIX,  # delta_q4, delta_p50: δ per compression variant (`degradation.py`)
+    FLOPS_COLUMNS,
+    PARAMS_COLUMNS,
+)
 from sweep.errors import InputError, cut, shown
 from sweep.laws import AGGREGATES
-
 
 # Fewest optimizer steps for a run's final loss to count as a point of the law. A run with fewer is
 # still limited by optimisation rather than by its size N and tokens D: its loss sits above the law
@@ -128,7 +131,9 @@ def prepare_table(
     if min_steps < 0:
         raise InputError(f"--min-steps must be 0 or more, got {min_steps}")
     if min_steps and "steps" not in runs.columns:
-        raise InputError(f"--min-steps {min_steps} needs a 'steps' column (optimizer steps per run); the table has none")
+        raise InputError(
+            f"--min-steps {min_steps} needs a 'steps' column (optimizer steps per run); the table has none"
+        )
 
     runs = _select_sweep(runs, sweep)
     runs, excluded = _drop_unfinished(runs)
@@ -146,7 +151,9 @@ def prepare_table(
             "loss": _checked_column(runs, "loss", "loss"),
         }
     )
-    table["flops"] = 6.0 * table.params * table.tokens if flops_computed else _checked_column(runs, flops_column, "flops")
+    table["flops"] = (
+        6.0 * table.params * table.tokens if flops_computed else _checked_column(runs, flops_column, "flops")
+    )
     for column in ("lr", "steps", *COST_COLUMNS):
         if column in runs.columns:
             table[column] = pd.to_numeric(runs[column], errors="coerce").to_numpy()
@@ -248,8 +255,10 @@ def _delta_column(runs: pd.DataFrame, column: str) -> np.ndarray:
     numeric = numeric.to_numpy(dtype=float)
     infinite = np.isinf(numeric)
     if infinite.any():
-        raise InputError(f"column '{cut(str(column))}' has inf in {infinite.sum()} of {len(numeric)} rows"
-                         f"{_examples(runs, infinite)}; leave a variant that was not measured empty (NaN)")
+        raise InputError(
+            f"column '{cut(str(column))}' has inf in {infinite.sum()} of {len(numeric)} rows"
+            f"{_examples(runs, infinite)}; leave a variant that was not measured empty (NaN)"
+        )
     return numeric
 
 

@@ -53,8 +53,13 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(shape.d_model, 3 * shape.d_model, bias=False)
         self.proj = nn.Linear(shape.d_model, shape.d_model, bias=False)
 
-    def forward(self, norm: nn.Module, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None,
-                mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self,
+        norm: nn.Module,
+        x: torch.Tensor,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         """Attention over norm(x)."""
         batch, seq, channels = x.shape  # (B, T, C)
         [qkv] = norm_then_linear(norm, x, self.qkv)

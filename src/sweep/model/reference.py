@@ -67,13 +67,23 @@ class ReferenceGPT(nn.Module):
 def get_batch(data: torch.Tensor, batch_size: int, seq_len: int):
     """nanoGPT's get_batch: random offsets, one Python-level slice per row."""
     ix = torch.randint(len(data) - seq_len - 1, (batch_size,))
-    x = torch.stack([data[i:i + seq_len].long() for i in ix])
-    y = torch.stack([data[i + 1:i + 1 + seq_len].long() for i in ix])
+    x = torch.stack([data[i : i + seq_len].long() for i in ix])
+    y = torch.stack([data[i + 1 : i + 1 + seq_len].long() for i in ix])
     return x, y
 
 
-def step_seconds(n_layers: int, d_model: int, n_heads: int, data: torch.Tensor, batch_tokens: int = 8192,
-                 seq_len: int = 256, steps: int = 10, warmup: int = 2, lr: float = 3e-3, bf16: bool = False) -> float:
+def step_seconds(
+    n_layers: int,
+    d_model: int,
+    n_heads: int,
+    data: torch.Tensor,
+    batch_tokens: int = 8192,
+    seq_len: int = 256,
+    steps: int = 10,
+    warmup: int = 2,
+    lr: float = 3e-3,
+    bf16: bool = False,
+) -> float:
     """Median seconds per optimizer step of the classic loop, after `warmup` steps; `bf16`: the
     forward under CPU bf16 autocast, as nanoGPT's train.py does with dtype = 'bfloat16'."""
     torch.manual_seed(0)
@@ -104,4 +114,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     data = torch.randint(0, 256, (1_000_000,), dtype=torch.uint8)
     seconds = step_seconds(args.layers, args.d_model, args.heads, data, steps=args.steps, bf16=args.bf16)
-    print(f"{8192 / seconds:,.0f} tokens/s ({seconds * 1000:.1f} ms per 8192-token step, loss near {math.log(256):.2f} at start)")
+    print(
+        f"{8192 / seconds:,.0f} tokens/s ({seconds * 1000:.1f} ms per 8192-token step, loss near {math.log(256):.2f} at start)"
+    )

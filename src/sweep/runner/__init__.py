@@ -17,6 +17,18 @@ from sweep.runner.plan import Options, Task, pending
 from sweep.runner.pool import run_pool
 
 __all__ = [
-    "Options", "Reporter", "SweepOutcome", "SweepState", "Task", "Workers", "execute", "packing", "pending",
-    "plan_workers", "register", "run_local", "run_pool", "sweep_state",
+    "Options",
+    "Reporter",
+    "SweepOutcome",
+    "SweepState",
+    "Task",
+    "Workers",
+    "execute",
+    "packing",
+    "pending",
+    "plan_workers",
+    "register",
+    "run_local",
+    "run_pool",
+    "sweep_state",
 ]

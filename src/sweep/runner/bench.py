@@ -19,112 +19,54 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import os
-import platform
 import queue
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from sweep.config import DataConfig, ModelConfig, RunSpec, TrainConfig, shape_for_params
 from sweep.data import Corpus, get_batch, load_corpus
-from sweep.runner.packing import packing
+from sweep.engine import (
+    compiles,
+    configure_device,
+    forward_backward,
+    make_optimizer,
+    optimizer_step,
+    resolve_dtype,
+    setup_process,
+    step_module,
+)
+from sweep.engine.device import cpu_description, fastest, matmul_peaks, sync
 from sweep.model.flops import flops_per_token, param_counts
 from sweep.model.gpt import GPT
-from sweep.model.shape import ModelShape
 from sweep.model.ops import MATMUL_ATTENTION_MAX_SEQ
-from sweep.engine import (compiles, configure_device, forward_backward, make_optimizer, optimizer_step, resolve_dtype,
-                         setup_process,
-                         step_module)
+from sweep.model.shape import ModelShape
+from sweep.runner.packing import packing
 
 CPU_LADDER = (1e5, 3e5, 1e6, 3e6, 1e7)
 CUDA_LADDER = (1e6, 1e7, 3e7, 1e8, 3e8)
 
 
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what decides CPU matmul speed
-
-
-def cpu_description() -> dict:
-    """This CPU's model name and the ISA flags of ISA_FLAGS it has, from /proc/cpuinfo (Linux)."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass
-    return {"model": model, "isa": [flag for flag in ISA_FLAGS if flag in flags], "cores": os.cpu_count()}
-
-
 def choices(device: torch.device, shapes: list[ModelShape], workers: int, compiling: bool | str) -> dict:
     """Every speed choice a run on `device` takes, as `sweep run` takes it."""
     dtype = resolve_dtype("auto", device)
-    taken = {"dtype": "bf16" if dtype == torch.bfloat16 else "fp32", "compile": compiles(compiling, device),
-             "pool": {"workers": workers, "threads_each": packing(shapes, device, workers)[1]}}
+    taken = {
+        "dtype": "bf16" if dtype == torch.bfloat16 else "fp32",
+        "compile": compiles(compiling, device),
+        "pool": {"workers": workers, "threads_each": packing(shapes, device, workers)[1]},
+    }
     if device.type == "cpu":
-        taken.update(attention=f"two matmuls around a softmax up to T = {MATMUL_ATTENTION_MAX_SEQ}, SDPA beyond",
-                     flush_denormals=True, allocator="freed memory kept in glibc's heap (engine.memory.keep_freed_memory)")
+        taken.update(
+            attention=f"two matmuls around a softmax up to T = {MATMUL_ATTENTION_MAX_SEQ}, SDPA beyond",
+            flush_denormals=True,
+            allocator="freed memory kept in glibc's heap (engine.memory.keep_freed_memory)",
+        )
     else:
         taken.update(attention="SDPA (flash)", tf32=True)
     return taken
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_peak(device: torch.device, dtype: torch.dtype, size: int | tuple[int, int, int], seconds: float = 1.0) -> float:
-    """FLOP/s of an (m, k) @ (k, n) matmul (`size` m = k = n, or (m, k, n)), from the
-    10th-percentile time of repeats over about `seconds`: on a shared machine a neighbour slows some
-    repeats, and a low peak would inflate MFU."""
-    m, k, n = (size, size, size) if isinstance(size, int) else size
-    a = torch.randn(m, k, device=device).to(dtype)
-    b = torch.randn(k, n, device=device).to(dtype)
-    for _ in range(3):
-        a @ b
-    _sync(device)
-    times, start = [], time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
-        begin = time.perf_counter()
-        a @ b
-        _sync(device)
-        times.append(time.perf_counter() - begin)
-    return 2 * m * k * n / statistics.quantiles(times, n=10)[0]
-
-
-# The CPU shapes the peak is sampled at, the fastest kept. On the Intel Xeon with AMX (2 cores,
-# 2026-12-01, `python scripts/bench_peak.py`) a 1024³ bf16 matmul ran at 1.13 TFLOP/s, 8192×896×224
-# at 2.46 and 8192×4096×1024 at 2.07: AMX reaches its peak on tall products with a narrow output,
-# which a cube never shows, so the cube alone overstated MFU about 2×.
-CPU_PEAK_SHAPES = ((1024, 1024, 1024), (8192, 896, 224), (8192, 4096, 1024))
-
-
-def matmul_peaks(device: torch.device, seconds: float) -> dict[str, float | None]:
-    """The matmul peak of each dtype MFU can be taken against: fp32 and bf16 on CPU (the fastest of
-    CPU_PEAK_SHAPES, `seconds` shared among them), bf16 on CUDA."""
-    if device.type == "cuda":
-        return {"bf16": matmul_peak(device, torch.bfloat16, 4096, seconds), "fp32": None}
-    share = seconds / len(CPU_PEAK_SHAPES)
-    return {name: max(matmul_peak(device, dtype, shape, share) for shape in CPU_PEAK_SHAPES)
-            for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
-
-
-def fastest(samples: list[dict[str, float | None]]) -> dict[str, float | None]:
-    """Per dtype, the highest of several peak measurements. Noise only ever slows a matmul, so the
-    fastest is the nearest to the peak. On the shared 2-core development machine whole seconds ran at
-    half speed: 3 of 10 2-second measurements gave about 405 GFLOP/s bf16 against 750-850 in the
-    others, which put MFU above 100% when one was taken alone."""
-    return {dtype: max((sample[dtype] for sample in samples if sample.get(dtype)), default=None)
-            for dtype in samples[0]}
 
 
 def ladder(device: torch.device) -> list[ModelShape]:
@@ -138,13 +80,26 @@ def ladder(device: torch.device) -> list[ModelShape]:
     return [shape_for_params(int(n), config, seq_len=seq_len, vocab_size=256) for n in targets]
 
 
-def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_name: str, batch_tokens: int,
-                seconds: float, compiling: bool | str = "auto") -> dict:
+def bench_shape(
+    shape: ModelShape,
+    corpus: Corpus,
+    device: torch.device,
+    dtype_name: str,
+    batch_tokens: int,
+    seconds: float,
+    compiling: bool | str = "auto",
+) -> dict:
     """Train `shape` for about `seconds` after two warm-up steps; medians per step. `compiling` is a
     `train.compile` setting; compiling happens in the first warm-up step, which `compile_s` reports
     (its time less a timed step's)."""
-    spec = RunSpec("bench", shape, batch_tokens, 0, TrainConfig(batch_tokens=batch_tokens, lr=3e-3,
-                   dtype=dtype_name), DataConfig(seq_len=shape.seq_len))
+    spec = RunSpec(
+        "bench",
+        shape,
+        batch_tokens,
+        0,
+        TrainConfig(batch_tokens=batch_tokens, lr=3e-3, dtype=dtype_name),
+        DataConfig(seq_len=shape.seq_len),
+    )
     dtype = resolve_dtype(dtype_name, device)
     configure_device(device)
     torch.manual_seed(0)
@@ -158,13 +113,13 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
     while step < 2 or time.perf_counter() - start < seconds or len(split["batch"]) < 3:
         marks = [time.perf_counter()]
         x, y = get_batch(corpus.train, batch_size, shape.seq_len, generator, device)
-        _sync(device)
+        sync(device)
         marks.append(time.perf_counter())
         forward_backward(step_model, x, y, device, dtype)
-        _sync(device)
+        sync(device)
         marks.append(time.perf_counter())
         optimizer_step(model, optimizer, spec.lr, spec.train.grad_clip)
-        _sync(device)
+        sync(device)
         marks.append(time.perf_counter())
         if step == 0:
             first_step_s = marks[-1] - marks[0]
@@ -186,27 +141,46 @@ def bench_shape(shape: ModelShape, corpus: Corpus, device: torch.device, dtype_n
     }
 
 
-def _pool_worker(shapes: list[ModelShape], data: dict, dtype_name: str, batch_tokens: int, seconds: float,
-                 compiling: bool | str, barrier, results) -> None:
+def _pool_worker(
+    shapes: list[ModelShape],
+    data: dict,
+    dtype_name: str,
+    batch_tokens: int,
+    seconds: float,
+    compiling: bool | str,
+    barrier,
+    results,
+) -> None:
     """One single-thread worker: each shape in turn, starting together with the other workers."""
     setup_process(torch.device("cpu"), 1)
     corpus = load_corpus(DataConfig(**data))
     for index, shape in enumerate(shapes):
         barrier.wait()
-        results.put((index, bench_shape(shape, corpus, torch.device("cpu"), dtype_name, batch_tokens, seconds,
-                                        compiling)))
+        results.put(
+            (index, bench_shape(shape, corpus, torch.device("cpu"), dtype_name, batch_tokens, seconds, compiling))
+        )
 
 
-def pool_rows(shapes: list[ModelShape], data: DataConfig, workers: int, batch_tokens: int, seconds: float,
-              compiling: bool | str = "auto") -> list[dict]:
+def pool_rows(
+    shapes: list[ModelShape],
+    data: DataConfig,
+    workers: int,
+    batch_tokens: int,
+    seconds: float,
+    compiling: bool | str = "auto",
+) -> list[dict]:
     """Each shape trained by `workers` single-thread processes at once (spawned, as `run_pool` does):
     per shape, the summed tokens/s and FLOP/s and the step split of the slowest worker."""
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(workers), context.Queue()
-    processes = [context.Process(target=_pool_worker, args=(shapes, dataclasses.asdict(data), "auto",
-                                                            batch_tokens, seconds, compiling, barrier, results),
-                                 daemon=True)
-                 for _ in range(workers)]
+    processes = [
+        context.Process(
+            target=_pool_worker,
+            args=(shapes, dataclasses.asdict(data), "auto", batch_tokens, seconds, compiling, barrier, results),
+            daemon=True,
+        )
+        for _ in range(workers)
+    ]
     for process in processes:
         process.start()
     per_shape: list[list[dict]] = [[] for _ in shapes]
@@ -225,8 +199,13 @@ def pool_rows(shapes: list[ModelShape], data: DataConfig, workers: int, batch_to
     rows = []
     for worker_rows in per_shape:
         slowest = min(worker_rows, key=lambda row: row["tokens_per_s"])
-        rows.append({**slowest, "tokens_per_s": sum(row["tokens_per_s"] for row in worker_rows),
-                     "flops_per_s": sum(row["flops_per_s"] for row in worker_rows)})
+        rows.append(
+            {
+                **slowest,
+                "tokens_per_s": sum(row["tokens_per_s"] for row in worker_rows),
+                "flops_per_s": sum(row["flops_per_s"] for row in worker_rows),
+            }
+        )
     return rows
 
 
@@ -234,8 +213,16 @@ def reference_tokens_per_s(shape: ModelShape, corpus: Corpus, batch_tokens: int,
     """tokens/s of the classic loop (`sweep.model.reference`) on the same shape, CPU only."""
     from sweep.model import reference
 
-    seconds = reference.step_seconds(shape.n_layers, shape.d_model, shape.n_heads, corpus.train,
-                                     batch_tokens=batch_tokens, seq_len=shape.seq_len, steps=5, bf16=bf16)
+    seconds = reference.step_seconds(
+        shape.n_layers,
+        shape.d_model,
+        shape.n_heads,
+        corpus.train,
+        batch_tokens=batch_tokens,
+        seq_len=shape.seq_len,
+        steps=5,
+        bf16=bf16,
+    )
     return batch_tokens / seconds
 
 
@@ -256,8 +243,13 @@ def overheads(shape: ModelShape, corpus: Corpus, runs: int = 6) -> dict:
     make_optimizer(model, RunSpec("bench", shape, 1, 0, TrainConfig(lr=1e-3), DataConfig()), torch.device("cpu"))
     build_s = time.perf_counter() - begin
     process_s = statistics.median(starts)
-    return {"process_start_s": process_s, "corpus_load_s": corpus_s, "model_build_s": build_s,
-            "per_run_s": process_s + build_s, "in_worker_per_run_s": worker_overhead(shape, corpus, runs)}
+    return {
+        "process_start_s": process_s,
+        "corpus_load_s": corpus_s,
+        "model_build_s": build_s,
+        "per_run_s": process_s + build_s,
+        "in_worker_per_run_s": worker_overhead(shape, corpus, runs),
+    }
 
 
 def worker_overhead(shape: ModelShape, corpus: Corpus, runs: int) -> float:
@@ -276,20 +268,33 @@ def worker_overhead(shape: ModelShape, corpus: Corpus, runs: int) -> float:
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as root:
         store = Store(root)
         for seed in range(runs + 1):
-            spec = RunSpec("bench", shape, batch, seed, TrainConfig(batch_tokens=batch, lr=1e-3, schedule="cosine", evals=1),
-                           DataConfig(seq_len=shape.seq_len, val_tokens=shape.seq_len))
+            spec = RunSpec(
+                "bench",
+                shape,
+                batch,
+                seed,
+                TrainConfig(batch_tokens=batch, lr=1e-3, schedule="cosine", evals=1),
+                DataConfig(seq_len=shape.seq_len, val_tokens=shape.seq_len),
+            )
             store.register(spec)
             begin = time.perf_counter()
-            record = _train_task(Task("run", spec), store, corpus, torch.device("cpu"), Options(), lambda: None,
-                                 lambda row: None)
+            record = _train_task(
+                Task("run", spec), store, corpus, torch.device("cpu"), Options(), lambda: None, lambda row: None
+            )
             assert record["status"] == "done", record
             walls.append(time.perf_counter() - begin)
     step_s = sum(bench_shape(shape, corpus, torch.device("cpu"), "auto", batch, seconds=0.5)["step_s"].values())
     return statistics.median(walls[1:]) - step_s
 
 
-def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threads: int = 0,
-              workers: int = 0, compiling: bool | str = "auto") -> dict:
+def run_bench(
+    device: torch.device,
+    reference: bool,
+    seconds: float = 3.0,
+    threads: int = 0,
+    workers: int = 0,
+    compiling: bool | str = "auto",
+) -> dict:
     """Everything `sweep bench` reports, as the JSON document it prints. `workers` 0 = as `sweep run`
     packs a sweep of many runs: one single-thread worker per core on CPU. `compiling` as `train.compile`."""
     setup_process(device, threads)  # the peak is measured under the settings training runs with
@@ -299,18 +304,28 @@ def run_bench(device: torch.device, reference: bool, seconds: float = 3.0, threa
     peak_samples = [matmul_peaks(device, seconds=2.0)]
     corpus = load_corpus(DataConfig())
     batch_tokens = 65536 if device.type == "cuda" else 8192
-    pooled = (pool_rows(shapes, DataConfig(), workers, batch_tokens, seconds, compiling) if workers > 1
-              else [None] * len(shapes))
+    pooled = (
+        pool_rows(shapes, DataConfig(), workers, batch_tokens, seconds, compiling)
+        if workers > 1
+        else [None] * len(shapes)
+    )
     sizes = []
     for shape, pool in zip(shapes, pooled):
         peak_samples.append(matmul_peaks(device, seconds=0.5))
         row = bench_shape(shape, corpus, device, "auto", batch_tokens, seconds, compiling)
         if pool is not None:
-            row["pool"] = {"workers": workers, "tokens_per_s": pool["tokens_per_s"], "flops_per_s": pool["flops_per_s"],
-                           "step_s": pool["step_s"]}
+            row["pool"] = {
+                "workers": workers,
+                "tokens_per_s": pool["tokens_per_s"],
+                "flops_per_s": pool["flops_per_s"],
+                "step_s": pool["step_s"],
+            }
         for key, bf16 in (("reference_tokens_per_s", False), ("reference_bf16_tokens_per_s", True)):
-            row[key] = (reference_tokens_per_s(shape, corpus, batch_tokens, bf16)
-                        if reference and device.type == "cpu" else None)
+            row[key] = (
+                reference_tokens_per_s(shape, corpus, batch_tokens, bf16)
+                if reference and device.type == "cpu"
+                else None
+            )
         sizes.append(row)
     peak_samples.append(matmul_peaks(device, seconds=2.0))
     peak = fastest(peak_samples)

@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweep.runner import trackers as tracking
-from sweep.store.atomic import atomic_write
 from sweep.config import TRACKERS, RunSpec
-from sweep.errors import SweepError, require_package
-from sweep.errors import cut
+from sweep.errors import SweepError, cut, require_package
+from sweep.runner import trackers as tracking
 from sweep.store import FINISHED, load_runs, read_json, read_metrics, read_spec, run_status, walk
+from sweep.store.atomic import atomic_write
 
 TABLES = ("csv", "parquet")
 FORMATS = TABLES + TRACKERS

@@ -18,17 +18,41 @@ from sweep.runner.task import _train_task
 from sweep.store import Store
 
 
-def execute(specs: list[RunSpec], store: Store, corpus: Corpus, data: DataConfig, device: torch.device,
-            workers: Workers, reporter: Reporter, options: Options = Options()) -> SweepOutcome:
+def execute(
+    specs: list[RunSpec],
+    store: Store,
+    corpus: Corpus,
+    data: DataConfig,
+    device: torch.device,
+    workers: Workers,
+    reporter: Reporter,
+    options: Options = Options(),
+) -> SweepOutcome:
     """Train `specs` here: in this process, or on a pool of worker processes."""
     if workers.processes == 1:
         return run_local(specs, store, corpus, device, reporter, options)
-    return run_pool(specs, store, data, device, workers.processes, workers.threads, reporter, options,
-                    gpus=list(workers.gpus) if workers.gpus else None)
+    return run_pool(
+        specs,
+        store,
+        data,
+        device,
+        workers.processes,
+        workers.threads,
+        reporter,
+        options,
+        gpus=list(workers.gpus) if workers.gpus else None,
+    )
 
 
-def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.device,
-              reporter: Reporter, options: Options = Options(), announcer=None) -> SweepOutcome:
+def run_local(
+    specs: list[RunSpec],
+    store: Store,
+    corpus: Corpus,
+    device: torch.device,
+    reporter: Reporter,
+    options: Options = Options(),
+    announcer=None,
+) -> SweepOutcome:
     """Train every unfinished spec in this process, one task after another (`announcer`: the other
     ranks of a torchrun job train each with it, `launch.torchrun`)."""
     plan, outcome = _begin(specs, store, options, reporter)
@@ -43,10 +67,16 @@ def run_local(specs: list[RunSpec], store: Store, corpus: Corpus, device: torch.
                 continue
             task = ready[0]
             plan.start(task)
-            record = _train_task(task, store, corpus, device, options,
-                                 lambda t=task, i=index: reporter.run_started(t, i, i + len(plan.ready()) + 1),
-                                 lambda row, t=task: reporter.run_progress(t, row),
-                                 announcer.announce if announcer else None)
+            record = _train_task(
+                task,
+                store,
+                corpus,
+                device,
+                options,
+                lambda t=task, i=index: reporter.run_started(t, i, i + len(plan.ready()) + 1),
+                lambda row, t=task: reporter.run_progress(t, row),
+                announcer.announce if announcer else None,
+            )
             if announcer:
                 announcer.ended(trained=record is not None)
             index += 1

@@ -101,8 +101,10 @@ def _strand(outcome: SweepOutcome, plan: Plan, reporter: Reporter) -> None:
     """Record every branch whose trunk ended without its branch point, with the trunk's reason."""
     for branch, trunk_status in plan.stranded():
         status = "diverged" if trunk_status["status"] == "diverged" else "failed"
-        reason = (f"its trunk {branch.trunk_id} ended ({trunk_status['status']}: {trunk_status.get('reason')}) "
-                  f"before the branch point at step {branch.branch_step}")
+        reason = (
+            f"its trunk {branch.trunk_id} ended ({trunk_status['status']}: {trunk_status.get('reason')}) "
+            f"before the branch point at step {branch.branch_step}"
+        )
         record = {**spec_columns(branch), "status": status, "reason": reason}
         task = Task("branch", branch)
         plan.store.finish(task.directory(plan.store), record)

@@ -31,8 +31,9 @@ class Workers:
     gpus: tuple[str, ...] | None = None
 
 
-def plan_workers(todo: Sized, device: torch.device, workers: int = 0, workers_per_gpu: int = 1,
-                 visible: list[str] | None = None) -> Workers:
+def plan_workers(
+    todo: Sized, device: torch.device, workers: int = 0, workers_per_gpu: int = 1, visible: list[str] | None = None
+) -> Workers:
     """CPU: `packing`. CUDA: one worker per visible GPU (`workers_per_gpu` each), or `workers`,
     spread round-robin over the GPUs (`worker_gpus`)."""
     if device.type != "cuda":

@@ -71,8 +71,9 @@ class Plan:
     the store each time, so branch points saved by another runner's trunk count as well. `clock`:
     seconds that only go forward, for when a taken trunk is asked for again (a test passes its own)."""
 
-    def __init__(self, todo: list[RunSpec], store: Store, options: Options,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, todo: list[RunSpec], store: Store, options: Options, clock: Callable[[], float] = time.monotonic
+    ):
         self.store, self.options, self.clock = store, options, clock
         self.todo = todo  # runs and branches not finished when the sweep began
         self.trunks = {trunk.trunk_id: trunk for trunk in trunks(todo)}
@@ -99,8 +100,11 @@ class Plan:
     def _trunk_failure(self, trunk_id: str) -> dict | None:
         """The trunk's status when it ended in a way that no retry in this invocation will change."""
         status = self.store.run_status(self.store.trunk_dir(self.trunks[trunk_id].branches[0]))
-        if trunk_id in self.closed or status["status"] == "diverged" or (
-                status["status"] == "failed" and not self.options.retry_failed):
+        if (
+            trunk_id in self.closed
+            or status["status"] == "diverged"
+            or (status["status"] == "failed" and not self.options.retry_failed)
+        ):
             return status
         return None
 

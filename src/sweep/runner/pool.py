@@ -15,10 +15,9 @@ import time
 
 import torch
 
-from sweep.engine import setup_process
-
 from sweep.config import DataConfig, RunSpec
 from sweep.data import load_corpus
+from sweep.engine import setup_process
 from sweep.errors import StoreWriteError
 from sweep.runner.outcome import Reporter, SweepOutcome, _begin, _finish, _stopped, _strand
 from sweep.runner.plan import Options, Task
@@ -44,8 +43,9 @@ def _watch_parent(parent: int, gone: threading.Event) -> None:
     gone.set()
 
 
-def _worker(store_root: str, data: dict, device_name: str, threads: int, options: Options, tasks, events,
-            gpu: str | None = None) -> None:
+def _worker(
+    store_root: str, data: dict, device_name: str, threads: int, options: Options, tasks, events, gpu: str | None = None
+) -> None:
     """A worker process: load the corpus once, then train tasks from `tasks` until a None, or until
     its parent is gone: then the run in flight stops at its next logging step and goes back to pending.
     `gpu`: the one GPU it sees (CUDA_VISIBLE_DEVICES, read by CUDA when torch first touches it)."""
@@ -65,9 +65,15 @@ def _worker(store_root: str, data: dict, device_name: str, threads: int, options
         device, store = torch.device(device_name), Store(store_root)
         while (payload := _next_task(tasks, parent_gone)) is not None:
             task = Task.from_dict(payload)
-            record = _train_task(task, store, corpus, device, options,
-                                 lambda name=task.name: events.put(("started", name, os.getpid())),
-                                 functools.partial(progress, task.name))
+            record = _train_task(
+                task,
+                store,
+                corpus,
+                device,
+                options,
+                lambda name=task.name: events.put(("started", name, os.getpid())),
+                functools.partial(progress, task.name),
+            )
             events.put(("ended", task.name, record))
     except KeyboardInterrupt:
         pass  # the task in flight was put back to pending by _train_task
@@ -78,9 +84,17 @@ def _worker(store_root: str, data: dict, device_name: str, threads: int, options
             events.cancel_join_thread()  # nobody reads the pipe any more: exit without flushing it
 
 
-def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch.device, workers: int,
-             threads: int, reporter: Reporter, options: Options = Options(),
-             gpus: list[str] | None = None) -> SweepOutcome:
+def run_pool(
+    specs: list[RunSpec],
+    store: Store,
+    data: DataConfig,
+    device: torch.device,
+    workers: int,
+    threads: int,
+    reporter: Reporter,
+    options: Options = Options(),
+    gpus: list[str] | None = None,
+) -> SweepOutcome:
     """Train every unfinished spec on `workers` processes of `threads` threads (`gpus`: the GPU each
     worker sees, `packing.worker_gpus`). The parent hands a task to a worker only when one is idle,
     so what starts next is always the most work that can start: the largest runs first, and a branch
@@ -90,9 +104,14 @@ def run_pool(specs: list[RunSpec], store: Store, data: DataConfig, device: torch
     tasks, events = context.Queue(), context.Queue()
     count = min(workers, max(1, len(plan.todo)))
     gpus = gpus or [None] * count
-    processes = [context.Process(target=_worker, args=(str(store.root), dataclasses.asdict(data), device.type,
-                                                       threads, options, tasks, events, gpus[index]), daemon=True)
-                 for index in range(count)]
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(str(store.root), dataclasses.asdict(data), device.type, threads, options, tasks, events, gpus[index]),
+            daemon=True,
+        )
+        for index in range(count)
+    ]
     for process in processes:
         process.start()
     by_name: dict[str, Task] = {}
@@ -159,8 +178,11 @@ def _reap_dead_workers(processes, in_flight, by_name, plan, store, outcome, repo
         name = in_flight.get(process.pid)
         if name is not None and not process.is_alive() and process.exitcode not in (0, None):
             task = by_name[name]
-            record = {**spec_columns(task.spec), "status": "failed",
-                      "reason": f"worker process died with exit code {process.exitcode}"}
+            record = {
+                **spec_columns(task.spec),
+                "status": "failed",
+                "reason": f"worker process died with exit code {process.exitcode}",
+            }
             store.finish(task.directory(store), record)
             del in_flight[process.pid]
             _finish(outcome, plan, reporter, task, record)

@@ -21,7 +21,9 @@ from sweep.store import spec_columns
 
 def environment(corpus: Corpus, device: torch.device) -> dict:
     """Where and with what a run was trained."""
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    device_name = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    )
     return {
         "device": device.type,
         "device_name": device_name,
@@ -29,10 +31,16 @@ def environment(corpus: Corpus, device: torch.device) -> dict:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "processes": distributed.world_size(),  # the DDP processes that trained it (torchrun)
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "sweep": sweep.__version__},
-        "corpus": {"source": corpus.source, "sha256": corpus.sha256, "train_tokens": len(corpus.train),
-                   "val_tokens": len(corpus.val), "train_documents": corpus.train_documents,
-                   "val_documents": corpus.val_documents, "malformed_records": corpus.malformed,
-                   "tokenizer": corpus.tokenizer},
+        "corpus": {
+            "source": corpus.source,
+            "sha256": corpus.sha256,
+            "train_tokens": len(corpus.train),
+            "val_tokens": len(corpus.val),
+            "train_documents": corpus.train_documents,
+            "val_documents": corpus.val_documents,
+            "malformed_records": corpus.malformed,
+            "tokenizer": corpus.tokenizer,
+        },
         "finished_at": time.time(),
     }
 
@@ -51,8 +59,11 @@ def result_record(spec: RunSpec, result: RunResult, corpus: Corpus, device: torc
         "bpb": bits_per_byte(loss, corpus, spec.shape.seq_len, spec.data.val_tokens) if loss is not None else None,
         "epochs": result.tokens / len(corpus.train),
         # Byte tokens: a token is a byte. Other tokenizers' training bytes per token are not tracked.
-        "prequential_bpb": (result.prequential_bits / result.tokens
-                            if result.prequential_bits is not None and corpus.tokenizer["kind"] == "bytes" else None),
+        "prequential_bpb": (
+            result.prequential_bits / result.tokens
+            if result.prequential_bits is not None and corpus.tokenizer["kind"] == "bytes"
+            else None
+        ),
         **environment(corpus, device),
     }
 

@@ -32,19 +32,33 @@ def _resume_state(task: Task, store: Store) -> tuple[TrainState | None, list[dic
     own_steps = None if task.kind == "trunk" else range(task.start_step, spec.steps + 1)
     state = checkpoint.load(directory / "checkpoint.pt", owner=task.name, shape=spec.shape, steps=own_steps)
     if task.kind == "branch" and state is None:
-        state = checkpoint.load(store.branch_point(spec), owner=spec.trunk_id, shape=spec.shape,
-                                steps=range(spec.branch_step, spec.branch_step + 1))  # None: trains from step 0
+        state = checkpoint.load(
+            store.branch_point(spec),
+            owner=spec.trunk_id,
+            shape=spec.shape,
+            steps=range(spec.branch_step, spec.branch_step + 1),
+        )  # None: trains from step 0
         return state, metrics_through(store.trunk_dir(spec), state.step) if state else []
     if task.kind == "trunk":
         first_needed = task.snapshot_steps[0]
         if state is not None and state.step > first_needed:
             state = None
-        saved = [int(step) for path in directory.glob("branch-*.pt")
-                 if (step := path.stem.removeprefix("branch-")).isdecimal()]  # other names are no branch points
+        saved = [
+            int(step)
+            for path in directory.glob("branch-*.pt")
+            if (step := path.stem.removeprefix("branch-")).isdecimal()
+        ]  # other names are no branch points
         latest = max((step for step in saved if step <= first_needed), default=0)
         if latest > (state.step if state else 0):
-            state = checkpoint.load(directory / f"branch-{latest}.pt", owner=task.name, shape=spec.shape,
-                                    steps=range(latest, latest + 1)) or state
+            state = (
+                checkpoint.load(
+                    directory / f"branch-{latest}.pt",
+                    owner=task.name,
+                    shape=spec.shape,
+                    steps=range(latest, latest + 1),
+                )
+                or state
+            )
     return state, metrics_through(directory, state.step if state else 0)
 
 
@@ -56,26 +70,31 @@ def store_write_error(err: OSError) -> StoreWriteError:
 def _fenced(claim: Claim, write):
     """`write`, made only while this runner still holds `claim` (else ClaimLost, nothing written). An
     OSError from it is the store's (a full disk, a read-only mount), not the run's."""
+
     def guarded(*args, **kwargs):
         claim.check()
         try:
             return write(*args, **kwargs)
         except OSError as err:
             raise store_write_error(err) from err
+
     return guarded
 
 
 def _watched(claim: Claim, progress):
     """`progress`, which first stops the run (ClaimLost) if the heartbeat found the claim taken over."""
+
     def watched(row: dict) -> None:
         if claim.lost.is_set():
             claim.check()
         progress(row)
+
     return watched
 
 
-def _train_task(task: Task, store: Store, corpus: Corpus, device: torch.device, options: Options,
-                started, progress, announce=None) -> dict | None:
+def _train_task(
+    task: Task, store: Store, corpus: Corpus, device: torch.device, options: Options, started, progress, announce=None
+) -> dict | None:
     """Claim, train (resuming where it can) and record one task. None if another runner holds it,
     finished it meanwhile, or took it over while it trained (then nothing more is written to it).
     KeyboardInterrupt puts it back to pending and propagates, as StoreWriteError does; its checkpoint
@@ -94,8 +113,18 @@ def _train_task(task: Task, store: Store, corpus: Corpus, device: torch.device, 
         return None
 
 
-def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Corpus, device: torch.device,
-                   options: Options, started, progress, announce=None) -> dict | None:
+def _train_claimed(
+    task: Task,
+    store: Store,
+    directory,
+    claim: Claim,
+    corpus: Corpus,
+    device: torch.device,
+    options: Options,
+    started,
+    progress,
+    announce=None,
+) -> dict | None:
     """`announce(spec, state, snapshot_steps)`, if given, hears what is about to train, just before it
     does (`launch.torchrun`: the other ranks train it too)."""
     spec = task.spec
@@ -113,8 +142,9 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
     guard(store.set_status)(directory, "running", attempt=True)
     guard(store.start_metrics)(directory, kept)
     # Each task is its own tracker run (a trunk too), starting from the rows it keeps (`runner.trackers`).
-    trackers = tracking.Trackers(spec.train.log, tracking.TrackedRun(task.name, spec.sweep, task.kind, spec.to_dict(),
-                                                                     directory), kept)
+    trackers = tracking.Trackers(
+        spec.train.log, tracking.TrackedRun(task.name, spec.sweep, task.kind, spec.to_dict(), directory), kept
+    )
     checkpoint_path = directory / "checkpoint.pt"
     weights = None
     if options.keep_weights and task.kind != "trunk":
@@ -123,13 +153,18 @@ def _train_claimed(task: Task, store: Store, directory, claim: Claim, corpus: Co
         announce(spec, state, task.snapshot_steps)
     try:
         log = trackers.after(guard(lambda row: store.append_metrics(directory, row)))
-        result = train(spec, corpus, device, log=log,
-                       progress=_watched(claim, progress), resume=state,
-                       save_checkpoint=guard(lambda s: checkpoint.save(checkpoint_path, s, owner=task.name)),
-                       final_weights=weights,
-                       snapshot_steps=frozenset(task.snapshot_steps),
-                       save_snapshot=guard(lambda s: checkpoint.save(directory / f"branch-{s.step}.pt", s,
-                                                                     owner=task.name)))
+        result = train(
+            spec,
+            corpus,
+            device,
+            log=log,
+            progress=_watched(claim, progress),
+            resume=state,
+            save_checkpoint=guard(lambda s: checkpoint.save(checkpoint_path, s, owner=task.name)),
+            final_weights=weights,
+            snapshot_steps=frozenset(task.snapshot_steps),
+            save_snapshot=guard(lambda s: checkpoint.save(directory / f"branch-{s.step}.pt", s, owner=task.name)),
+        )
         record = result_record(spec, result, corpus, device)
         if task.kind == "trunk":
             record["trunk_id"] = spec.trunk_id

@@ -46,8 +46,9 @@ def parse_trackers(values: list[str]) -> tuple[str, ...]:
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
     for name in names:
         if name not in TRACKERS:
-            raise SweepError(f"--log: {name!r} is not a tracker; choose from {', '.join(TRACKERS)} "
-                             "(comma-separated or repeated)")
+            raise SweepError(
+                f"--log: {name!r} is not a tracker; choose from {', '.join(TRACKERS)} (comma-separated or repeated)"
+            )
     return tuple(dict.fromkeys(names))
 
 
@@ -70,8 +71,11 @@ class Tracker(Protocol):
 
 def _scalars(row: dict) -> dict:
     """The numbers of a metrics row besides its step (tokens, flops, train_loss, val_loss, lr, elapsed_s)."""
-    return {key: value for key, value in row.items()
-            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)}
+    return {
+        key: value
+        for key, value in row.items()
+        if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
 class WandbTracker:
@@ -91,10 +95,19 @@ class WandbTracker:
         run.directory.mkdir(parents=True, exist_ok=True)
         wandb.setup(wandb.Settings(silent=True))  # W&B reads `silent` for its terminal once, at setup
         # resume 'allow': an online run of this id (an earlier attempt) continues instead of clashing.
-        self.run = wandb.init(dir=run.directory, project=None if os.environ.get("WANDB_PROJECT") else "sweep",
-                              group=run.sweep, name=run.name, id=run.name, job_type=run.kind, config=run.config,
-                              mode=mode, resume="allow", reinit="create_new",
-                              settings=wandb.Settings(console="off", silent=True))
+        self.run = wandb.init(
+            dir=run.directory,
+            project=None if os.environ.get("WANDB_PROJECT") else "sweep",
+            group=run.sweep,
+            name=run.name,
+            id=run.name,
+            job_type=run.kind,
+            config=run.config,
+            mode=mode,
+            resume="allow",
+            reinit="create_new",
+            settings=wandb.Settings(console="off", silent=True),
+        )
 
     def log(self, row: dict) -> None:
         if row["step"] >= self.run.step:  # a resumed online run already holds the steps below
@@ -143,8 +156,13 @@ class Trackers:
     raises (its own error: a full disk, a W&B service gone) is warned about once and dropped, and
     training goes on, its metrics.jsonl untouched."""
 
-    def __init__(self, names: tuple[str, ...], run: TrackedRun, kept: Iterable[dict] = (),
-                 openers: dict[str, Callable[[TrackedRun], Tracker]] = OPENERS):
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        run: TrackedRun,
+        kept: Iterable[dict] = (),
+        openers: dict[str, Callable[[TrackedRun], Tracker]] = OPENERS,
+    ):
         self.run = run
         self.open: dict[str, Tracker] = {}
         for name in names:
@@ -159,8 +177,12 @@ class Trackers:
             return call()
         except Exception as err:  # noqa: BLE001 - a tracker's failure is never the run's
             self.open.pop(name, None)
-            warnings.warn(f"train.log: {name} failed for {self.run.name} ({type(err).__name__}: {err}); "
-                          "training goes on without it", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"train.log: {name} failed for {self.run.name} ({type(err).__name__}: {err}); "
+                "training goes on without it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             if tracker is not None:
                 try:
                     tracker.close()
@@ -174,9 +196,11 @@ class Trackers:
 
     def after(self, write: Callable[[dict], None]) -> Callable[[dict], None]:
         """`train`'s log callback: `write` (the store's, which may stop the run) first, then the trackers."""
+
         def log(row: dict) -> None:
             write(row)
             self.log(row)
+
         return log
 
     def finish(self, record: dict) -> None:

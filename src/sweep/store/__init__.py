@@ -18,7 +18,22 @@ from sweep.store.table import load_runs, spec_columns
 from sweep.store.walk import RunDir, read_spec, store_specs, walk
 
 __all__ = [
-    "COLUMNS", "FINISHED", "FLAG_COLUMNS", "METRICS_NUMBERS", "STATUSES", "TEXT_COLUMNS",
-    "Store", "RunDir", "walk", "read_spec", "store_specs", "load_runs", "spec_columns",
-    "read_json", "write_json", "read_metrics", "metrics_through", "run_status",
+    "COLUMNS",
+    "FINISHED",
+    "FLAG_COLUMNS",
+    "METRICS_NUMBERS",
+    "STATUSES",
+    "TEXT_COLUMNS",
+    "Store",
+    "RunDir",
+    "walk",
+    "read_spec",
+    "store_specs",
+    "load_runs",
+    "spec_columns",
+    "read_json",
+    "write_json",
+    "read_metrics",
+    "metrics_through",
+    "run_status",
 ]

@@ -99,9 +99,14 @@ def _read(path: Path) -> dict | None:
         return None
     if not isinstance(content, dict):
         return None
-    valid = (isinstance(content.get("machine"), str) and isinstance(content.get("token"), str)
-             and type(content.get("pid")) is int and content["pid"] > 0
-             and type(content.get("start")) is int and content["start"] >= 0)
+    valid = (
+        isinstance(content.get("machine"), str)
+        and isinstance(content.get("token"), str)
+        and type(content.get("pid")) is int
+        and content["pid"] > 0
+        and type(content.get("start")) is int
+        and content["start"] >= 0
+    )
     return content if valid else None
 
 

@@ -82,14 +82,17 @@ class Store:
     def set_status(self, directory: Path, status: str, *, attempt: bool = False, reason: str | None = None) -> None:
         assert status in STATUSES, status
         previous = self.run_status(directory)
-        write_json(directory / "status.json", {
-            "status": status,
-            "attempts": previous["attempts"] + (1 if attempt else 0),
-            "updated_at": time.time(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "reason": reason,
-        })
+        write_json(
+            directory / "status.json",
+            {
+                "status": status,
+                "attempts": previous["attempts"] + (1 if attempt else 0),
+                "updated_at": time.time(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "reason": reason,
+            },
+        )
 
     def start_metrics(self, directory: Path, kept: list[dict]) -> None:
         """The metrics log of a new attempt, holding `kept`: the rows up to the state it resumes from

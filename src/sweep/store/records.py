@@ -11,8 +11,8 @@ however many callers read the file.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from sweep.columns import COLUMNS, FINISHED, FLAG_COLUMNS, STATUSES, TEXT_COLUMNS

@@ -63,12 +63,18 @@ def read_status(path: Path, sweep: str | None = None, now: float | None = None) 
         path, sweep = path.parent, sweep or path.name
     specs = store_specs(path, sweep)
     if not specs:
-        raise SweepError(f"{path}: not a run store, or no runs are registered in it yet "
-                         "(a store holds <sweep>/<run id>/spec.json, written by sweep run)")
+        raise SweepError(
+            f"{path}: not a run store, or no runs are registered in it yet "
+            "(a store holds <sweep>/<run id>/spec.json, written by sweep run)"
+        )
     store = Store(path)
     names = sorted({spec.sweep for spec in specs})
-    return {"store": str(path), "time": now, "stale_after_s": stale_after_s(),
-            "sweeps": [_sweep_status(store, [s for s in specs if s.sweep == name], now) for name in names]}
+    return {
+        "store": str(path),
+        "time": now,
+        "stale_after_s": stale_after_s(),
+        "sweeps": [_sweep_status(store, [s for s in specs if s.sweep == name], now) for name in names],
+    }
 
 
 def _state(directory: Path, now: float) -> tuple[str, dict]:
@@ -100,10 +106,14 @@ def _task(kind: str, name: str, directory: Path, spec: RunSpec, start_step: int,
         heartbeat = None
     elapsed = last.get("elapsed_s")
     return {
-        "kind": kind, "id": name, "state": state,
+        "kind": kind,
+        "id": name,
+        "state": state,
         "host": holder.get("host") if isinstance(holder.get("host"), str) else None,
         "pid": holder.get("pid") if type(holder.get("pid")) is int else None,
-        "step": last.get("step"), "steps": steps, "tokens": last.get("tokens"),
+        "step": last.get("step"),
+        "steps": steps,
+        "tokens": last.get("tokens"),
         "train_loss": _finite(last.get("train_loss")),
         "val_loss": _finite(next((row["val_loss"] for row in reversed(rows) if "val_loss" in row), None)),
         "tokens_per_s": last["tokens"] / elapsed if elapsed and "tokens" in last else None,
@@ -127,9 +137,13 @@ def _trunk_task(store: Store, trunk: Trunk, branches: dict[str, dict], now: floa
     template = trunk.branches[0]
     task = _task("trunk", trunk.trunk_id, store.trunk_dir(template), template, 0, max(trunk.branch_steps), now)
     saved = [branch.branch_step for branch in trunk.branches if store.branch_point(branch).exists()]
-    waiting = [branch.branch_step for branch in trunk.branches
-               if branches[branch.run_id]["state"] in ("pending", "stale") and branch.branch_step not in saved
-               and not (store.run_dir(branch) / "checkpoint.pt").exists()]
+    waiting = [
+        branch.branch_step
+        for branch in trunk.branches
+        if branches[branch.run_id]["state"] in ("pending", "stale")
+        and branch.branch_step not in saved
+        and not (store.run_dir(branch) / "checkpoint.pt").exists()
+    ]
     if task["state"] in ("failed", "diverged"):
         return task
     if task["state"] in ("done", "running") and task["step"] is not None:
@@ -145,9 +159,18 @@ def _trunk_task(store: Store, trunk: Trunk, branches: dict[str, dict], now: floa
 
 def _sweep_status(store: Store, specs: list[RunSpec], now: float) -> dict:
     """One sweep: counts, FLOPs, time left, and the tasks in flight (running or stale)."""
-    runs = {spec.run_id: _task("branch" if spec.train.schedule == "wsd" else "run", spec.run_id,
-                               store.run_dir(spec), spec, spec.branch_step, spec.steps, now)
-            for spec in specs}
+    runs = {
+        spec.run_id: _task(
+            "branch" if spec.train.schedule == "wsd" else "run",
+            spec.run_id,
+            store.run_dir(spec),
+            spec,
+            spec.branch_step,
+            spec.steps,
+            now,
+        )
+        for spec in specs
+    }
     trunk_tasks = [_trunk_task(store, trunk, runs, now) for trunk in trunks(specs)]
     tasks = [*runs.values(), *trunk_tasks]
     done, left = sum(task["_done_flops"] for task in tasks), sum(task["_left_flops"] for task in tasks)
@@ -157,8 +180,11 @@ def _sweep_status(store: Store, specs: list[RunSpec], now: float) -> dict:
         "trunks": _counts(trunk_tasks),
         "flops": {"convention": "6n", "done": done, "left": left, "total": done + left},
         "eta": _eta(store, specs, tasks, left),
-        "in_flight": [{key: value for key, value in task.items() if not key.startswith("_")}
-                      for task in sorted(tasks, key=lambda task: task["id"]) if task["state"] in ("running", "stale")],
+        "in_flight": [
+            {key: value for key, value in task.items() if not key.startswith("_")}
+            for task in sorted(tasks, key=lambda task: task["id"])
+            if task["state"] in ("running", "stale")
+        ],
     }
 
 
@@ -176,8 +202,13 @@ def _eta(store: Store, specs: list[RunSpec], tasks: list[dict], left: int) -> di
     if not rates:
         rates, measured_from = _finished_rates(store, specs, tasks), "finished runs"
     rate = sum(rates) / len(rates) if rates else None
-    eta = {"seconds": None, "workers": len(running), "flops_per_s_per_worker": rate,
-           "measured_from": measured_from if rates else None, "why": None}
+    eta = {
+        "seconds": None,
+        "workers": len(running),
+        "flops_per_s_per_worker": rate,
+        "measured_from": measured_from if rates else None,
+        "why": None,
+    }
     if left == 0:
         eta["seconds"] = 0.0
     elif not running:

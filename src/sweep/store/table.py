@@ -28,10 +28,20 @@ def spec_columns(spec: RunSpec) -> dict:
     """What the spec alone says about a run: shape, sizes and FLOPs of its token budget."""
     counts = param_counts(spec.shape)
     return {
-        "run_id": spec.run_id, "sweep": spec.sweep, "n_layers": spec.shape.n_layers,
-        "d_model": spec.shape.d_model, "n_heads": spec.shape.n_heads, "d_ff": spec.shape.d_ff,
-        "params": counts.non_embedding, "params_total": counts.total, "params_embedding": counts.embedding,
-        "tokens": spec.tokens, "seed": spec.seed, "lr": spec.lr, "steps": spec.steps, "order": spec.data.order,
+        "run_id": spec.run_id,
+        "sweep": spec.sweep,
+        "n_layers": spec.shape.n_layers,
+        "d_model": spec.shape.d_model,
+        "n_heads": spec.shape.n_heads,
+        "d_ff": spec.shape.d_ff,
+        "params": counts.non_embedding,
+        "params_total": counts.total,
+        "params_embedding": counts.embedding,
+        "tokens": spec.tokens,
+        "seed": spec.seed,
+        "lr": spec.lr,
+        "steps": spec.steps,
+        "order": spec.data.order,
         **_branch_columns(spec),
         **training_flops(spec.shape, spec.tokens),
     }
@@ -40,8 +50,11 @@ def spec_columns(spec: RunSpec) -> dict:
 def _branch_columns(spec: RunSpec) -> dict:
     """The schedule and, for a wsd branch, its parent trunk and the step it leaves it at."""
     wsd = spec.train.schedule == "wsd"
-    return {"schedule": spec.train.schedule, "trunk_id": spec.trunk_id if wsd else None,
-            "branch_step": spec.branch_step if wsd else None}
+    return {
+        "schedule": spec.train.schedule,
+        "trunk_id": spec.trunk_id if wsd else None,
+        "branch_step": spec.branch_step if wsd else None,
+    }
 
 
 def load_runs(path: str | Path, sweep: str | None = None) -> "pd.DataFrame":
@@ -76,12 +89,20 @@ def _variant_columns(compression, run_dir: Path) -> dict:
         return {}
     columns = {}
     for name, measured in compression.items():
-        if (variants.parse(name) and isinstance(measured, dict)
-                and all(is_number(measured.get(key)) for key in ("loss", "delta"))):
-            columns[variants.LOSS_PREFIX + name], columns[variants.DELTA_PREFIX + name] = measured["loss"], measured["delta"]
+        if (
+            variants.parse(name)
+            and isinstance(measured, dict)
+            and all(is_number(measured.get(key)) for key in ("loss", "delta"))
+        ):
+            columns[variants.LOSS_PREFIX + name], columns[variants.DELTA_PREFIX + name] = (
+                measured["loss"],
+                measured["delta"],
+            )
         else:
-            warnings.warn(f"{run_dir / 'result.json'}: compression entry {shown(name)} is not "
-                          "a variant with a number for 'loss' and 'delta'; skipped")
+            warnings.warn(
+                f"{run_dir / 'result.json'}: compression entry {shown(name)} is not "
+                "a variant with a number for 'loss' and 'delta'; skipped"
+            )
     return columns
 
 

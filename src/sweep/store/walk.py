@@ -95,8 +95,11 @@ def _in_sweep(sweep_dir: Path, sweep: str) -> Iterator[RunDir]:
         if (child / SPEC_FILES["run"]).is_file():
             yield RunDir(child, sweep, "run")
         elif child.name == "trunks":
-            yield from (RunDir(trunk, sweep, "trunk") for trunk in _visible_dirs(child)
-                        if (trunk / SPEC_FILES["trunk"]).is_file())
+            yield from (
+                RunDir(trunk, sweep, "trunk")
+                for trunk in _visible_dirs(child)
+                if (trunk / SPEC_FILES["trunk"]).is_file()
+            )
 
 
 def _own_directory(path: Path) -> RunDir:

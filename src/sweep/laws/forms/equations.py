@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 # Fitting and predicting on a small or noisy sweep overflows and divides by zero as a matter of course
 # (an exponent run to its bound, a refit run off to infinity). Each such value is dealt with where it
 # matters (non-finite starts rank last, non-finite refits are dropped, intervals use the finite ones,

@@ -60,26 +60,37 @@ def _law_table(laws: dict, form: str, title: str) -> Table:
 def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
     """`sweep fit`: the laws from `FitReport.to_json()`, one table per family, with 95% intervals;
     `rollout_details` adds every rollout prediction."""
-    tables = []
     conventions = laws["conventions"]
     chinchilla, chosen = laws["chinchilla"], laws["law"]
     bootstrap = (
         f"{chinchilla['n_bootstrap']} parametric-bootstrap refits" if chinchilla["n_bootstrap"] else "no bootstrap"
     )
-    tables.append(
+    tables = [
         _law_table(
             laws,
             "chinchilla",
             f"L(N, D) = E + A/N^alpha + B/D^beta  ({laws['n_points']} points from {laws['n_runs']} runs; "
             f"N = {conventions['params']} params, C from {conventions['flops']}; {bootstrap})",
-        )
-    )
-    tables.append(_forms_table(laws))
+        ),
+        _forms_table(laws),
+    ]
     if chosen["form"] != "chinchilla":
         tables.append(_law_table(laws, chosen["form"], f"the law predictions use: L(N, D) = {chosen['formula']}"))
     if rollout_details and laws.get("rollout"):
         tables.append(_rollout_table(laws["rollout"]))
+    tables += [_power_law_table(laws), _allocation_table(laws)]
+    if laws.get("predictions"):
+        tables.append(_predictions_table(laws["predictions"], chosen["form"]))
+    if laws.get("degradation"):
+        tables.append(_degradation_table(laws["degradation"], conventions))
+    if laws.get("cost"):
+        tables.append(_cost_table(laws["cost"]))
+    if laws.get("holdout"):
+        tables.append(_holdout_table(laws["holdout"], chosen["form"]))
+    return tables
 
+
+def _power_law_table(laws: dict) -> Table:
     power_laws = laws["power_laws"]
     table = Table(
         title="power laws L(X) = E + A·X^-alpha",
@@ -99,8 +110,11 @@ def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
                 _interval(fit.get("ci"), "alpha"),
                 str(fit["n_points"]),
             )
-    tables.append(table)
+    return table
 
+
+def _allocation_table(laws: dict) -> Table:
+    chinchilla, chosen = laws["chinchilla"], laws["law"]
     table = Table(title="compute-optimal allocation N_opt ∝ C^a, D_opt ∝ C^b", title_justify="left")
     for name in ("method", "a", "b"):
         table.add_column(name, justify="left" if name == "method" else "right")
@@ -113,78 +127,75 @@ def fit_tables(laws: dict, rollout_details: bool = False) -> list[Table]:
     for key, label in (("approach1", "approach 1 (lowest loss per C)"), ("isoflop", "approach 2 (IsoFLOP parabolas)")):
         fit = laws.get(key)
         table.add_row(label, _value(fit and fit["a"]), _value(fit and fit["b"]))
-    tables.append(table)
+    return table
 
-    if laws.get("predictions"):
-        predictions = laws["predictions"]
-        table = Table(
-            title=f"compute-optimal models from the {chosen['form']} law (95% intervals)",
-            title_justify="left",
-            caption=_why(*(p["loss"]["why"] for p in predictions)),
-            caption_justify="left",
+
+def _predictions_table(predictions: list[dict], form: str) -> Table:
+    table = Table(
+        title=f"compute-optimal models from the {form} law (95% intervals)",
+        title_justify="left",
+        caption=_why(*(p["loss"]["why"] for p in predictions)),
+        caption_justify="left",
+    )
+    for name in ("C (FLOPs)", "N_opt", "D_opt", "D/N", "loss", "95% prediction", "law's own 95%"):
+        table.add_column(name, justify="right")
+    for p in predictions:
+        table.add_row(
+            human(p["flops"]),
+            _estimate(p["params"], human),
+            _estimate(p["tokens"], human),
+            _estimate(p["tokens_per_param"], lambda v: f"{v:.3g}"),
+            _value(p["loss"]["value"]),
+            _pair(p["loss"]["interval"], _loss),
+            _pair(p["loss"]["ci"], _loss),
         )
-        for name in ("C (FLOPs)", "N_opt", "D_opt", "D/N", "loss", "95% prediction", "law's own 95%"):
-            table.add_column(name, justify="right")
-        for p in predictions:
-            table.add_row(
-                human(p["flops"]),
-                _estimate(p["params"], human),
-                _estimate(p["tokens"], human),
-                _estimate(p["tokens_per_param"], lambda v: f"{v:.3g}"),
-                _value(p["loss"]["value"]),
-                _pair(p["loss"]["interval"], _loss),
-                _pair(p["loss"]["ci"], _loss),
-            )
-        tables.append(table)
+    return table
 
-    if laws.get("degradation"):
-        tables.append(_degradation_table(laws["degradation"], conventions))
 
-    if laws.get("cost"):
-        table = Table(title="cost laws resource = C0·S^n", title_justify="left")
-        for name in ("resource", "S", "C0", "n", "points"):
-            table.add_column(name, justify="left" if name in ("resource", "S") else "right")
-        for resource, by_scale in laws["cost"].items():
-            for scale, fit in (by_scale or {}).items():
-                table.add_row(resource, scale, _value(fit.get("C0")), _value(fit.get("n")), str(fit.get("n_points")))
-        tables.append(table)
+def _cost_table(cost: dict) -> Table:
+    table = Table(title="cost laws resource = C0·S^n", title_justify="left")
+    for name in ("resource", "S", "C0", "n", "points"):
+        table.add_column(name, justify="left" if name in ("resource", "S") else "right")
+    for resource, by_scale in cost.items():
+        for scale, fit in (by_scale or {}).items():
+            table.add_row(resource, scale, _value(fit.get("C0")), _value(fit.get("n")), str(fit.get("n_points")))
+    return table
 
-    if laws.get("holdout"):
-        holdout = laws["holdout"]
-        table = Table(
-            title=f"held-out runs: predicted by the {chosen['form']} law fit without them",
-            title_justify="left",
-            caption=_why(*(point["why"] for point in holdout)),
-            caption_justify="left",
+
+def _holdout_table(holdout: list[dict], form: str) -> Table:
+    table = Table(
+        title=f"held-out runs: predicted by the {form} law fit without them",
+        title_justify="left",
+        caption=_why(*(point["why"] for point in holdout)),
+        caption_justify="left",
+    )
+    for name in (
+        "params",
+        "tokens",
+        "flops",
+        "loss",
+        "predicted",
+        "error",
+        "95% prediction",
+        "inside",
+        "law's own 95%",
+    ):
+        table.add_column(name, justify="right")
+    for point in holdout:
+        interval = point["interval"]
+        inside = "-" if interval is None else ("yes" if interval[0] <= point["loss"] <= interval[1] else "NO")
+        table.add_row(
+            human(point["params"]),
+            human(point["tokens"]),
+            human(point["flops"]),
+            _loss(point["loss"]),
+            _loss(point["predicted_loss"]),
+            _percent(point["relative_error"]),
+            _pair(interval, _loss),
+            inside,
+            _pair(point["ci"], _loss),
         )
-        for name in (
-            "params",
-            "tokens",
-            "flops",
-            "loss",
-            "predicted",
-            "error",
-            "95% prediction",
-            "inside",
-            "law's own 95%",
-        ):
-            table.add_column(name, justify="right")
-        for point in holdout:
-            interval = point["interval"]
-            inside = "-" if interval is None else ("yes" if interval[0] <= point["loss"] <= interval[1] else "NO")
-            table.add_row(
-                human(point["params"]),
-                human(point["tokens"]),
-                human(point["flops"]),
-                _loss(point["loss"]),
-                _loss(point["predicted_loss"]),
-                _percent(point["relative_error"]),
-                _pair(interval, _loss),
-                inside,
-                _pair(point["ci"], _loss),
-            )
-        tables.append(table)
-    return tables
+    return table
 
 
 def _degradation_table(entries: dict, conventions: dict) -> Table:

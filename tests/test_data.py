@@ -1,12 +1,14 @@
 import hashlib
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import SWEEP, tiny_config
 from typer.testing import CliRunner
 
+from sweep import load_runs
 from sweep.cli import app
 from sweep.config import DataConfig
 from sweep.data import WHOLE_READ_BYTES, get_batch, is_validation, load_corpus, stdlib_root, validation_set
@@ -230,3 +232,26 @@ def test_odd_sized_bin_exits_2_with_its_message(tmp_path, write_config):
     config = write_config(tiny_config(str(odd)))
     result = CliRunner().invoke(app, ["run", str(config), "--store", str(tmp_path / "store")])
     assert result.exit_code == 2 and "has 3 bytes, not a whole number of uint16 tokens" in result.output
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_token_file_of_non_byte_ids_finishes_and_says_its_bpb_is_unknown(tmp_path, write_config):
+    """GPT-2 ids (as nanoGPT writes them): bits per byte are unknown, and the progress line says so
+    instead of crashing the sweep after its first run (issue 23, case 1)."""
+    path = write_tokens(tmp_path / "train.bin", 60_000, "uint16", 50_257)
+    raw = {
+        "name": "gpt2ids",
+        "data": {"corpus": str(path), "seq_len": 32, "val_fraction": 0.2, "val_tokens": 2048, "chunk_tokens": 4096},
+        "model": {"sizes": [{"n_layers": 1, "d_model": 16, "n_heads": 2}]},
+        "tokens": ["4096", "8192"],
+        "train": {"batch_tokens": 1024, "lr": "1e-2", "evals": 1, "schedule": "cosine"},
+        "device": "cpu",
+    }
+    store = tmp_path / "store"
+    done = subprocess.run(
+        [*SWEEP, "run", str(write_config(raw)), "--store", str(store), "--workers", "1"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("(bpb –)") == 2 and "2 trained" in done.stdout
+    runs = load_runs(store)
+    assert (runs["status"] == "done").all() and runs["bpb"].isna().all()

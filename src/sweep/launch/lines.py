@@ -12,9 +12,12 @@ from sweep.runner import Task
 
 
 def outcome_text(record: dict) -> str:
+    """How a run ended, in one line. Bits per byte are unknown (None) for a token file's ids, whose
+    bytes the run never saw: then the line says so rather than inventing a number."""
     if record["status"] == "done":
+        bpb = "bpb –" if record.get("bpb") is None else f"{record['bpb']:.3f} bpb"
         return (
-            f"done: loss {record['loss']:.4f} ({record['bpb']:.3f} bpb) in {record['wall_s']:.1f} s, "
+            f"done: loss {record['loss']:.4f} ({bpb}) in {record['wall_s']:.1f} s, "
             f"{record['tokens_per_s']:,.0f} tokens/s"
         )
     return f"{record['status']}: {record.get('reason')}"

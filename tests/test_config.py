@@ -262,3 +262,16 @@ def test_micro_batches_make_a_batch_too_big_to_hold_at_once_fit_in_memory():
     raw["train"]["micro_batch_tokens"] = 32768
     with pytest.raises(ConfigError, match=r"needs about 2.3 GB to train .* one micro-batch's activations 2.2 GB"):
         parse_config(raw, memory_bytes=2**30)
+
+
+@pytest.mark.parametrize(
+    "budget, key",
+    [({"tokens": [1e30]}, "tokens[0]"), ({"flops": [1e40]}, "flops"), ({"tokens_per_param": [1e30]}, "tokens_per_param")],
+)
+def test_a_budget_beyond_any_training_run_is_refused_at_load(budget, key):
+    """Issue 23, case 4: tokens 1e30 or flops 1e40 passed --dry-run and tokens_per_param 1e30 started a
+    run of 6e30 steps. A run of more than limits.MAX_TOKENS tokens is a typo, refused before anything."""
+    raw = {"name": "huge", "model": {"sizes": [{"n_layers": 1, "d_model": 16, "n_heads": 2}]}, **budget}
+    with pytest.raises(ConfigError) as refused:
+        parse_config(raw)
+    assert any(problem.startswith(key) and "more than 1e+15 tokens" in problem for problem in refused.value.problems)

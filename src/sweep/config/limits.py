@@ -22,6 +22,10 @@ MAX_VOCAB = 2**24  # Gemma: 256,000; a uint16 .bin corpus holds ids below 65,536
 # so one config is valid on every machine it runs on (threads is not part of a run's identity); 1024
 # is above the hardware threads of today's largest CPU servers (2 sockets × 192 cores × 2 SMT = 768).
 MAX_THREADS = 1024
+# A run's training tokens: 60x the largest published run (Llama 3, 1.5e13 tokens). Beyond it a budget
+# is a typo (tokens 1e30 passed --dry-run with an estimate of 1e29 s; tokens_per_param 1e30 started a
+# run of 6e30 steps).
+MAX_TOKENS = 10**15
 # torch.manual_seed takes up to 2**64 - 1, but the store's seed column is int64.
 SEED_LIMIT = 2**63
 

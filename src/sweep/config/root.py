@@ -68,6 +68,9 @@ class ExecutorConfig:
             )
 
 
+_TOO_MANY_TOKENS = f"more than {limits.MAX_TOKENS:.0e} tokens, far beyond any training run; a typo?"
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     name: str
@@ -119,6 +122,7 @@ class SweepConfig:
                 problems.append(f"tokens[{i}]: {tokens:g} must be positive")
             else:
                 need(tokens >= batch, f"tokens[{i}]: {tokens:g} is less than one batch (train.batch_tokens = {batch})")
+                need(tokens <= limits.MAX_TOKENS, f"tokens[{i}]: {tokens:g} is {_TOO_MANY_TOKENS}")
         for i, flops in enumerate(self.flops):
             need(flops > 0, f"flops[{i}]: {flops:g} must be positive")
         for i, ratio in enumerate(self.tokens_per_param):
@@ -134,6 +138,7 @@ class SweepConfig:
                     f"{axis}: {shape.name} gets {tokens:,} tokens from its smallest budget, less than "
                     f"one batch ({batch}); raise the budget or drop the size",
                 )
+                need(tokens <= limits.MAX_TOKENS, f"{axis}: {shape.name} gets {tokens:.3g} tokens, {_TOO_MANY_TOKENS}")
         return min((tokens for _, tokens in pairs), default=None) if len(problems) == before else None
 
     def check_memory(self, memory_bytes: int | None, problems: list[str]) -> None:

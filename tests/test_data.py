@@ -1,5 +1,6 @@
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,41 @@ def test_reading_a_token_bin_keeps_it_out_of_resident_memory(tmp_path):
     for _ in range(50):
         get_batch(corpus.train, 32, 256, generator, torch.device("cpu"))
     assert resident_bytes() - before < 20 * 2**20
+
+
+def peak_resident_bytes(command: list[str]) -> int:
+    """The largest resident set of any process `command` starts, itself included (it runs in a fresh
+    interpreter, as ru_maxrss of RUSAGE_CHILDREN is a maximum over every child ever waited for)."""
+    measure = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True);"
+    measure += " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    done = subprocess.run([sys.executable, "-c", measure, *command], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout) * 1024  # Linux reports kilobytes
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in kilobytes is Linux's")
+def test_a_sweep_on_a_1_gib_token_file_takes_no_more_memory_than_on_a_small_one(tmp_path, write_config):
+    """`sweep run` end to end: its resident memory is set by what it trains on (model, batch, vocabulary),
+    not by the size of the file it samples from (issue 23, case 1; a whole read would add 1 GiB)."""
+    small = write_tokens(tmp_path / "small.bin", 2**21, "uint16", 512)  # 4 MiB
+    large = tmp_path / "large.bin"
+    with open(large, "wb") as file:
+        file.truncate(2**30)  # 1 GiB, sparse: zeros, written at once
+    peaks = {}
+    for path in (small, large):
+        raw = {
+            "name": path.stem,
+            "data": {"corpus": str(path), "seq_len": 32, "vocab_size": 512, "val_tokens": 2048},
+            "model": {"sizes": [{"n_layers": 1, "d_model": 16, "n_heads": 2}]},
+            "tokens": ["8192"],
+            "train": {"batch_tokens": 1024, "lr": "1e-2", "evals": 1},
+            "device": "cpu",
+        }
+        store = tmp_path / f"store-{path.stem}"
+        peaks[path.stem] = peak_resident_bytes([*SWEEP, "run", str(write_config(raw)), "--store", str(store)])
+        assert (load_runs(store)["status"] == "done").all()
+    assert peaks["large"] - peaks["small"] < 64 * 2**20, peaks
 
 
 @pytest.mark.parametrize("dtype, vocab", [("uint16", 50_257), ("uint8", 256)])

@@ -5,7 +5,6 @@ Performance). Workers write their own tasks' files; the parent only schedules an
 from __future__ import annotations
 
 import dataclasses
-import functools
 import multiprocessing
 import os
 import queue
@@ -37,29 +36,27 @@ def _next_task(tasks, parent_gone):
 
 
 def _watch_parent(parent: int, gone: threading.Event) -> None:
-    """Set `gone` once the process that started this one has exited (this one is then re-parented)."""
+    """Once the process that started this one has exited (this one is then re-parented), set `gone`
+    and interrupt the main thread as Ctrl-C would: a run in flight stops within the step it is in,
+    however far its next logging step is (for a large model on a GPU, minutes), and goes back to
+    pending with its last checkpoint."""
     while os.getppid() == parent:
         time.sleep(0.5)
     gone.set()
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _worker(
     store_root: str, data: dict, device_name: str, threads: int, options: Options, tasks, events, gpu: str | None = None
 ) -> None:
     """A worker process: load the corpus once, then train tasks from `tasks` until a None, or until
-    its parent is gone: then the run in flight stops at its next logging step and goes back to pending.
+    its parent is gone (`_watch_parent`): then the run in flight goes back to pending at once.
     `gpu`: the one GPU it sees (CUDA_VISIBLE_DEVICES, read by CUDA when torch first touches it)."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     parent_gone = threading.Event()
-    threading.Thread(target=_watch_parent, args=(os.getppid(), parent_gone), daemon=True).start()
-
-    def progress(name: str, row: dict) -> None:
-        if parent_gone.is_set():
-            raise KeyboardInterrupt  # as Ctrl-C would: _train_task puts the run back to pending
-        events.put(("progress", name, row))
-
-    try:
+    try:  # from here on, the watcher's interrupt lands in the handler below
+        threading.Thread(target=_watch_parent, args=(os.getppid(), parent_gone), daemon=True).start()
         setup_process(torch.device(device_name), threads)
         corpus = load_corpus(DataConfig(**data), store_root)
         device, store = torch.device(device_name), Store(store_root)
@@ -72,7 +69,7 @@ def _worker(
                 device,
                 options,
                 lambda name=task.name: events.put(("started", name, os.getpid())),
-                functools.partial(progress, task.name),
+                lambda row, name=task.name: events.put(("progress", name, row)),
             )
             events.put(("ended", task.name, record))
     except KeyboardInterrupt:

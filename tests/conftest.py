@@ -63,6 +63,11 @@ def write_config(tmp_path):
     return write
 
 
+# How long a test waits for an event before it calls the event lost: a hang detector, never reached by
+# a passing test, so far beyond what the event takes on a 2-core machine loaded by another job.
+HANG_S = 600
+
+
 def wait_for(condition, timeout: float, what: str):
     """The first truthy value of `condition()`, called every 0.05 s; an AssertionError naming `what`
     if none comes within `timeout` seconds. Tests wait for an event this way, never for a fixed time."""
@@ -128,7 +133,7 @@ def register(config: Path, store: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def claimed_mid_run(store: Path, since: float = 0.0, timeout_s: float = 120) -> tuple[Path, int]:
+def claimed_mid_run(store: Path, since: float = 0.0, timeout_s: float = HANG_S) -> tuple[Path, int]:
     """A run or trunk directory being trained now (checkpointed after `since`), and the pid that holds
     its claim."""
 

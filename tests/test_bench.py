@@ -1,5 +1,7 @@
 """`sweep bench` pieces on a tiny shape: structure and arithmetic, not speed (speed is the benchmark's job)."""
 
+import math
+
 import pytest
 import torch
 
@@ -88,4 +90,4 @@ def test_the_in_worker_overhead_is_measured_on_real_runs(email_glob):
 
     corpus = load_corpus(DataConfig(corpus=email_glob, seq_len=32, val_fraction=0.2))
     overhead = worker_overhead(ModelShape(1, 32, 2, 128, 256, 32), corpus, runs=2)
-    assert 0 < overhead < 5
+    assert math.isfinite(overhead) and overhead > 0  # seconds, whatever the machine's speed or load

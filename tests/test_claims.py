@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SWEEP, read_claim, run_dirs, steps_of, tiny_config, wait_for
+from conftest import HANG_S, SWEEP, read_claim, run_dirs, steps_of, tiny_config, wait_for
 from typer.testing import CliRunner
 
 from sweep import load_runs
@@ -44,8 +44,8 @@ def test_a_runner_paused_past_the_stale_time_loses_its_run_and_writes_nothing_mo
     env = {**os.environ, "SWEEP_CLAIM_STALE_S": "2"}
     command = [*SWEEP, "run", str(config), "--store", str(store), "--workers", "1"]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    run_dir = wait_for(lambda: next(iter(run_dirs(store / "tiny")), None), 60, "the run's directory")
-    wait_for(lambda: (run_dir / "checkpoint.pt").exists() and len(steps_of(run_dir)) >= 5, 120, "a checkpoint")
+    run_dir = wait_for(lambda: next(iter(run_dirs(store / "tiny")), None), HANG_S, "the run's directory")
+    wait_for(lambda: (run_dir / "checkpoint.pt").exists() and len(steps_of(run_dir)) >= 5, HANG_S, "a checkpoint")
     claim_a = read_claim(run_dir)
     first.send_signal(signal.SIGSTOP)
     paused_at = max(steps_of(run_dir))
@@ -55,8 +55,8 @@ def test_a_runner_paused_past_the_stale_time_loses_its_run_and_writes_nothing_mo
         other_host + command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        wait_for(lambda: (claim := read_claim(run_dir)) and claim != claim_a, 60, "B to take the claim over")
-        wait_for(lambda: max(steps_of(run_dir), default=0) > paused_at, 60, "B to train past A's last step")
+        wait_for(lambda: (claim := read_claim(run_dir)) and claim != claim_a, HANG_S, "B to take the claim over")
+        wait_for(lambda: max(steps_of(run_dir), default=0) > paused_at, HANG_S, "B to train past A's last step")
     finally:
         first.send_signal(signal.SIGCONT)
     out_first, out_second = first.communicate(timeout=300)[0], second.communicate(timeout=300)[0]
@@ -81,12 +81,12 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path, write_config, email_
     sweep_dir = store / "tiny"
     claims = wait_for(
         lambda: (found := [c for d in run_dirs(sweep_dir) if (c := read_claim(d))]) and len(found) == 2 and found,
-        120,
+        HANG_S,
         "both workers to train",
     )
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    wait_for(lambda: all(gone(claim["pid"]) for claim in claims), 120, "the orphaned workers to exit")
+    wait_for(lambda: all(gone(claim["pid"]) for claim in claims), HANG_S, "the orphaned workers to exit")
     statuses = load_runs(store)
     assert (statuses["attempts"] > 0).sum() == 2, "no queued run was started after the parent died"
     assert set(statuses["status"]) == {"pending"}, "the runs in flight went back to pending"
@@ -128,13 +128,13 @@ def test_orphaned_workers_stop_within_the_step_they_are_in_not_at_their_next_log
 
     claims = wait_for(
         lambda: len(found := [c for d in run_dirs(sweep_dir) if (c := running(d))]) == 2 and found,
-        120,
+        HANG_S,
         "both workers to start training",
     )
     logged = {d: steps_of(d) for d in run_dirs(sweep_dir)}
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    wait_for(lambda: all(gone(claim["pid"]) for claim in claims), 120, "the orphaned workers to exit")
+    wait_for(lambda: all(gone(claim["pid"]) for claim in claims), HANG_S, "the orphaned workers to exit")
     assert {d: steps_of(d) for d in run_dirs(sweep_dir)} == logged, "a worker trained on to its next logging step"
     assert set(load_runs(store)["status"]) == {"pending"}
     assert not any((d / CLAIM).exists() for d in run_dirs(sweep_dir))

@@ -266,7 +266,11 @@ def test_micro_batches_make_a_batch_too_big_to_hold_at_once_fit_in_memory():
 
 @pytest.mark.parametrize(
     "budget, key",
-    [({"tokens": [1e30]}, "tokens[0]"), ({"flops": [1e40]}, "flops"), ({"tokens_per_param": [1e30]}, "tokens_per_param")],
+    [
+        ({"tokens": [1e30]}, "tokens[0]"),
+        ({"flops": [1e40]}, "flops"),
+        ({"tokens_per_param": [1e30]}, "tokens_per_param"),
+    ],
 )
 def test_a_budget_beyond_any_training_run_is_refused_at_load(budget, key):
     """Issue 23, case 4: tokens 1e30 or flops 1e40 passed --dry-run and tokens_per_param 1e30 started a

@@ -34,7 +34,7 @@ def test_a_ray_worker_killed_mid_run_is_retried_and_nothing_is_lost(
     killed = []
 
     def kill_one_worker_mid_run() -> None:
-        run_dir, pid = claimed_mid_run(store, timeout_s=180)
+        run_dir, pid = claimed_mid_run(store)
         os.kill(pid, signal.SIGKILL)
         killed.append(run_dir)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import (
+    HANG_S,
     assert_trained_once,
     claimed_mid_run,
     eight_runs,
@@ -42,7 +43,7 @@ runner = CliRunner()
 LOCAL = ExecutorConfig(workers=2, cluster="local", threads=1)
 
 
-def wait_ended(jobs, timeout_s: float = 300) -> None:
+def wait_ended(jobs, timeout_s: float = HANG_S) -> None:
     wait_for(lambda: all(job.done() for job in jobs), timeout_s, "every job to end")
 
 

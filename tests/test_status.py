@@ -10,7 +10,7 @@ import subprocess
 import warnings
 
 import pytest
-from conftest import SWEEP, parent_pid, run_dirs, tiny_config, wait_for
+from conftest import HANG_S, SWEEP, parent_pid, run_dirs, tiny_config, wait_for
 from typer.testing import CliRunner
 
 from sweep import load_runs
@@ -41,7 +41,7 @@ def status_json(store) -> dict:
     return json.loads(result.stdout)
 
 
-def poll(store, until, process, timeout: float = 90.0) -> dict:
+def poll(store, until, process, timeout: float = HANG_S) -> dict:
     """The first `sweep status --json` of `store` (one sweep) for which `until(sweep)` holds."""
 
     def shown() -> dict | None:
@@ -90,7 +90,7 @@ def test_a_two_worker_sweep_in_flight_and_finished(tmp_path, write_config, email
         assert sweep["flops"]["done"] > 0 and sweep["flops"]["left"] > 0
         eta = sweep["eta"]
         assert eta["workers"] == 2 and eta["measured_from"] == "runs in flight" and eta["seconds"] > 0
-        output, _ = sweep_run.communicate(timeout=120)
+        output, _ = sweep_run.communicate(timeout=HANG_S)
         assert sweep_run.returncode == 0, output
     finally:
         stop(sweep_run)
@@ -188,7 +188,7 @@ def test_watch_prints_each_refresh_and_ctrl_c_exits_0(registered_wsd):
             assert line, watch.stderr.read()
             headers += line.startswith("status of ")
         watch.send_signal(signal.SIGINT)
-        _, stderr = watch.communicate(timeout=30)
+        _, stderr = watch.communicate(timeout=HANG_S)
     finally:
         stop(watch)
     assert watch.returncode == 0 and "Traceback" not in stderr

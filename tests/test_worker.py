@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 import torch
-from conftest import SWEEP, claimed_mid_run, eight_runs, losses, read_claim, run_dirs, steps_of, wait_for
+from conftest import HANG_S, SWEEP, claimed_mid_run, eight_runs, losses, read_claim, run_dirs, steps_of, wait_for
 from typer.testing import CliRunner
 
 from sweep import load_runs
@@ -53,7 +53,7 @@ def test_one_of_two_workers_killed_mid_run_is_replaced_and_nothing_is_lost(tmp_p
     victim, other = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2))
     wait_for(
         lambda: any(_held_by(checkpoint.parent, victim.pid) for checkpoint in store.rglob("checkpoint.pt")),
-        120,
+        HANG_S,
         "the victim to checkpoint a run",
     )
     victim.send_signal(signal.SIGKILL)  # mid-run: it has checkpointed the run it holds
@@ -131,7 +131,7 @@ def test_a_pool_worker_killed_mid_run_fails_only_its_run_and_retry_finishes_it(t
         stderr=subprocess.STDOUT,
         text=True,
     )
-    _, victim = claimed_mid_run(store, timeout_s=120)
+    _, victim = claimed_mid_run(store)
     os.kill(victim, signal.SIGKILL)
     output = pool.communicate(timeout=600)[0]
     assert pool.returncode == 1 and "worker process died" in json.dumps(load_runs(store)["reason"].tolist()), output

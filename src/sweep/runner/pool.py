@@ -155,16 +155,24 @@ def run_pool(
         for process in processes:
             process.join(timeout=30)
     except (KeyboardInterrupt, StoreWriteError, OSError) as stop:
-        # Stop every worker as Ctrl-C does (their runs go back to pending): interrupted, or the store
-        # cannot be written, which the other workers would find too.
+        # Interrupted, or the store cannot be written, which the other workers would find too.
         _stopped(outcome, stop)
-        for process in processes:  # a terminal's Ctrl-C reached them too; SIGTERM to us did not
-            if process.is_alive():
-                os.kill(process.pid, signal.SIGINT)
-        for process in processes:
-            process.join(timeout=30)
+        _stop_workers(processes)
+    except BaseException:
+        _stop_workers(processes)  # a bug here (the display, say) must not leave the runs in flight claimed
+        raise
     outcome.taken += plan.finished_elsewhere
     return outcome
+
+
+def _stop_workers(processes) -> None:
+    """Stop every worker as Ctrl-C does, their runs in flight back to pending, and wait for them (a
+    terminal's Ctrl-C reached them too; SIGTERM to us, or an exception here, did not)."""
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+    for process in processes:
+        process.join(timeout=30)
 
 
 def _reap_dead_workers(processes, in_flight, by_name, plan, store, outcome, reporter) -> int:

@@ -1,9 +1,10 @@
 """The BPE tokenizer cache under <store>/.tokenized/<key>/ is trusted only once it agrees with its own
 meta.json; a damaged one is refused with exit 2, naming the directory to delete, and is never rebuilt
-under runners that may be mapping it."""
+under runners that may be mapping it. A tokenisation the run would refuse writes no cache at all."""
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from sweep.cli import app
 from sweep.config import DataConfig
 from sweep.data import load_corpus, stdlib_root
-from sweep.data.tokenizer import CACHE_DIR
+from sweep.data.tokenizer import CACHE_DIR, _write_cache
 from sweep.errors import SweepError
 
 pytest.importorskip("tokenizers")
@@ -148,3 +149,42 @@ def test_a_sweep_on_a_zeroed_cache_exits_2_and_trains_nothing(cached, write_conf
     assert result.exit_code == 2, result.output
     assert "damaged" in result.output and "delete that directory" in result.output
     assert not run_dirs(store / "tiny")
+
+
+def test_a_runner_that_loses_the_race_to_write_the_cache_reads_the_winners(cached, pristine):
+    """Two runners tokenising at once each write a private copy and rename it into place: the second
+    rename fails, the winner's copy stays whole and the loser's goes."""
+    store, directory = cached
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    settings = {k: v for k, v in json.loads(before["meta.json"]).items() if k in ("format", "corpus")}
+    _write_cache(directory, tokenizer, ["some text"], ["more text"], settings, lambda *counts: None)
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
+    assert [path.name for path in (store / CACHE_DIR).iterdir()] == [directory.name]
+    assert load_corpus(data(vocab_size=512), store).sha256 == pristine[1]
+
+
+def test_a_vocabulary_the_validation_split_cannot_hold_is_refused_before_the_cache_is_written(tmp_path, write_config):
+    """50,000 asked of BPE merges the validation split into fewer tokens than data.val_tokens asks for:
+    refused as a byte-level corpus that small is, and with nothing written, not the cache either."""
+    raw = tiny_config(EMAIL, tokens=["8192"])
+    raw["data"].update(tokenizer="bpe", vocab_size=50000, val_tokens=40000)
+    store = tmp_path / "store"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # BPE learns fewer ids than asked (below)
+        result = runner.invoke(app, ["run", str(write_config(raw)), "--store", str(store)])
+    assert result.exit_code == 2 and "data.val_tokens: 40000 asked for" in result.output, result.output
+    assert not store.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(SweepError, match="data.val_tokens"):
+            load_corpus(data(vocab_size=50000, val_tokens=40000), store)
+    assert not store.exists()
+    store.mkdir()  # a store that exists already keeps only what it had
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(SweepError, match="data.val_tokens"):
+            load_corpus(data(vocab_size=50000, val_tokens=40000), store)
+    assert list(store.iterdir()) == []

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -86,10 +86,13 @@ def tokenize(
     corpus_sha256: str,
     split_sha256: str,
     cache_root: Path | None,
+    check: Callable[[int, int, int], None] = lambda vocab_size, train_tokens, val_tokens: None,
 ) -> Tokenized:
     """Both splits tokenised by `kind` ('bpe' or a tokenizer.json path), from the cache when there.
     The cache is keyed by the text (`corpus_sha256`) and by which documents the split holds out
-    (`split_sha256`: another data.val_fraction trains BPE on other documents and cuts other splits)."""
+    (`split_sha256`: another data.val_fraction trains BPE on other documents and cuts other splits).
+    `check(vocab_size, train_tokens, val_tokens)` refuses a tokenisation the run cannot use; it is
+    called before a new cache is written, so that a refusal leaves nothing behind."""
     tokenizers = require_package("tokenizers", "bpe", f"data.tokenizer: {shown(kind)}")
     user_file = None if kind == "bpe" else _user_tokenizer(kind, tokenizers)
     settings = {
@@ -105,8 +108,10 @@ def tokenize(
     directory = Path(cache_root if cache_root is not None else default_cache()) / CACHE_DIR / key
     if not directory.exists():  # a copy is renamed into place whole: one there is verified, never rebuilt
         tokenizer = user_file or train_bpe(train_texts, vocab_size, tokenizers)
-        _write_cache(directory, tokenizer, train_texts, val_texts, settings)
-    return _read_cache(directory, settings, tokenizers)
+        _write_cache(directory, tokenizer, train_texts, val_texts, settings, check)
+    tokens = _read_cache(directory, settings, tokenizers)
+    check(tokens.vocab_size, tokens.train_tokens, tokens.val_tokens)
+    return tokens
 
 
 def default_cache() -> Path:
@@ -192,16 +197,37 @@ def _utf8_prefix(text: str) -> np.ndarray:
     return np.concatenate(([0], np.cumsum(widths)))
 
 
-def _write_cache(directory: Path, tokenizer, train_texts: list[str], val_texts: list[str], settings: dict) -> None:
+def _write_cache(
+    directory: Path, tokenizer, train_texts: list[str], val_texts: list[str], settings: dict, check
+) -> None:
     """Tokenise into a temporary directory beside `directory` and rename it into place, so a reader
-    finds all the files or none; a concurrent runner that got there first wins and this copy goes."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    finds all the files or none; a concurrent runner that got there first wins and this copy goes.
+    A tokenisation that `check` refuses leaves nothing, not even the directories made for it."""
+    made = [path for path in (directory.parent, *directory.parent.parents) if not path.exists()]
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        _stage(directory, tokenizer, train_texts, val_texts, settings, check)
+    except OSError as err:
+        raise SweepError(
+            f"data.tokenizer: cannot write the tokenised corpus under {cut(str(directory.parent), 200)}: {err.strerror}"
+        ) from None
+    except SweepError:
+        for path in made:  # innermost first; one another runner has filled since stays
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _stage(directory: Path, tokenizer, train_texts: list[str], val_texts: list[str], settings: dict, check) -> None:
     vocab_size = tokenizer.get_vocab_size()
     dtype = _dtype(vocab_size)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
         train_tokens = _encode_to(tokenizer, train_texts, dtype, staging / "train.bin", None)
         val_tokens = _encode_to(tokenizer, val_texts, dtype, staging / "val.bin", staging / "val_bytes.bin")
+        check(vocab_size, train_tokens, val_tokens)
         tokenizer.save(str(staging / "tokenizer.json"))
         meta = {
             **settings,
@@ -218,10 +244,6 @@ def _write_cache(directory: Path, tokenizer, train_texts: list[str], val_texts: 
         except OSError:
             if not directory.exists():
                 raise
-    except OSError as err:
-        raise SweepError(
-            f"data.tokenizer: cannot write the tokenised corpus under {cut(str(directory.parent), 200)}: {err.strerror}"
-        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

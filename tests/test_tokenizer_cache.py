@@ -1,8 +1,10 @@
 """The BPE tokenizer cache under <store>/.tokenized/<key>/ is trusted only once it agrees with its own
 meta.json; a damaged one is refused with exit 2, naming the directory to delete, and is never rebuilt
-under runners that may be mapping it. A tokenisation the run would refuse writes no cache at all."""
+under runners that may be mapping it. A tokenisation the run would refuse writes no cache at all, and
+a BPE that learns fewer ids than data.vocab_size asks for says so."""
 
 import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -188,3 +190,19 @@ def test_a_vocabulary_the_validation_split_cannot_hold_is_refused_before_the_cac
         with pytest.raises(SweepError, match="data.val_tokens"):
             load_corpus(data(vocab_size=50000, val_tokens=40000), store)
     assert list(store.iterdir()) == []
+
+
+def test_bpe_that_learns_fewer_ids_than_asked_says_so_when_it_trains(tmp_path):
+    store = tmp_path / "store"
+    with pytest.warns(UserWarning, match=r"BPE learned [\d,]+ ids, not the 50,000 asked for") as caught:
+        corpus = load_corpus(data(vocab_size=50000), store)
+    (warning,) = [w for w in caught if "BPE learned" in str(w.message)]
+    learned = int(re.search(r"learned ([\d,]+) ids", str(warning.message)).group(1).replace(",", ""))
+    assert learned == corpus.vocab_size < 50000 and corpus.tokenizer["vocab_size"] == learned
+    assert "data.vocab_size: 50000 as asked" in str(warning.message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # read from the cache, as every worker does: trained once, said once
+        assert load_corpus(data(vocab_size=50000), store).vocab_size == learned
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a vocabulary BPE can fill is not warned about
+        load_corpus(data(vocab_size=512), store)

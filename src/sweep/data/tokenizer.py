@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -108,6 +109,8 @@ def tokenize(
     directory = Path(cache_root if cache_root is not None else default_cache()) / CACHE_DIR / key
     if not directory.exists():  # a copy is renamed into place whole: one there is verified, never rebuilt
         tokenizer = user_file or train_bpe(train_texts, vocab_size, tokenizers)
+        if user_file is None and tokenizer.get_vocab_size() < vocab_size:
+            warnings.warn(_fewer_ids(tokenizer.get_vocab_size(), vocab_size), stacklevel=2)
         _write_cache(directory, tokenizer, train_texts, val_texts, settings, check)
     tokens = _read_cache(directory, settings, tokenizers)
     check(tokens.vocab_size, tokens.train_tokens, tokens.val_tokens)
@@ -133,6 +136,17 @@ def train_bpe(texts: list[str], vocab_size: int, tokenizers):
     )
     tokenizer.train_from_iterator(texts, trainer)
     return tokenizer
+
+
+def _fewer_ids(learned: int, asked: int) -> str:
+    """What a BPE that ran out of merges before data.vocab_size says: its runs train with the ids it
+    learned, as their records say, while their specs keep the vocabulary asked for, which their run ids
+    hash (so the ids of runs already in a store stay)."""
+    return (
+        f"data.vocab_size: BPE learned {learned:,} ids, not the {asked:,} asked for: the training split has "
+        f"no more pairs to merge. The runs train with {learned:,} (result.json records it); their spec.json "
+        f"keeps data.vocab_size: {asked} as asked, since their run ids hash it"
+    )
 
 
 def _user_tokenizer(path: str, tokenizers):

@@ -82,17 +82,22 @@ def _tokenized_corpus(
     tokenizer too, so runs of another tokenisation of the same text are other runs."""
     text = lambda docs: [bytes(d.tokens).decode("utf-8", "replace") for d in docs]  # noqa: E731
     split = hashlib.sha256("\x00".join(d.name for d in val_docs).encode()).hexdigest()  # the held-out documents
-    tokens = tokenize(data.tokenizer, data.vocab_size, text(train_docs), text(val_docs), text_sha256, split, cache)
-    if data.tokenizer != "bpe" and data.vocab_size and data.vocab_size < tokens.vocab_size:
-        raise SweepError(
-            f"data.vocab_size: {data.vocab_size} is smaller than the tokenizer's vocabulary "
-            f"({tokens.vocab_size}); give 0 to use the tokenizer's"
-        )
+
+    def check(tokenizer_vocab: int, train_tokens: int, val_tokens: int) -> None:  # before the cache is written
+        if data.tokenizer != "bpe" and data.vocab_size and data.vocab_size < tokenizer_vocab:
+            raise SweepError(
+                f"data.vocab_size: {data.vocab_size} is smaller than the tokenizer's vocabulary "
+                f"({tokenizer_vocab}); give 0 to use the tokenizer's"
+            )
+        check_sizes(data, train_tokens, val_tokens)
+        check_val_tokens(data, val_tokens)
+
+    tokens = tokenize(
+        data.tokenizer, data.vocab_size, text(train_docs), text(val_docs), text_sha256, split, cache, check
+    )
     vocab_size = data.vocab_size if data.tokenizer != "bpe" and data.vocab_size else tokens.vocab_size
     whole = lambda path, count: TokenRanges(path, tokens.dtype, np.array([0]), np.array([count]), False, vocab_size)  # noqa: E731
     train, val = whole(tokens.train_path, tokens.train_tokens), whole(tokens.val_path, tokens.val_tokens)
-    check_sizes(data, len(train), len(val))
-    check_val_tokens(data, len(val))
     sha256 = hashlib.sha256(f"{text_sha256}\x00{tokens.tokenizer_sha256}".encode()).hexdigest()
     return Corpus(
         source,
